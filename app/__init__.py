@@ -1,0 +1,1 @@
+"""YEBISU web application."""

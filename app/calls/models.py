@@ -1,0 +1,39 @@
+"""Calls (着信・発信) with their lifecycle."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("source", "source_call_id"),
+        Index("ix_calls_state_started", "state", "started_at"),
+        Index("ix_calls_customer", "customer_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    source_call_id: Mapped[str] = mapped_column(String(128))
+    direction: Mapped[str] = mapped_column(String(8), default="in")  # in / out
+    line: Mapped[str] = mapped_column(String(32), default="")
+    extension: Mapped[str] = mapped_column(String(32), default="")
+    caller_raw: Mapped[str] = mapped_column(String(64), default="")
+    caller_e164: Mapped[str] = mapped_column(String(20), default="")
+    withheld_reason: Mapped[str] = mapped_column(String(16), default="")
+    # ringing / answered / ended / missed
+    state: Mapped[str] = mapped_column(String(16), default="ringing")
+    match_kind: Mapped[str] = mapped_column(String(16), default="")  # exact/partial/many/none
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    duration_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    callback_status: Mapped[str] = mapped_column(String(16), default="")  # ""/pending/done

@@ -1,0 +1,32 @@
+"""Import every feature's models so that metadata (and Alembic) sees all tables."""
+
+from app.audit.models import AuditLog
+from app.auth.models import Staff
+from app.calls.models import Call
+from app.customers.models import Customer, CustomerEmail, CustomerPhone, ShipTo
+from app.masters.models import Ad, Carrier, Product, ProductCategory, Rank, ShippingRate
+from app.orders.models import Order, OrderLine
+from app.responses.models import Action, Response
+from app.subscriptions.models import Subscription, SubscriptionItem
+
+__all__ = [
+    "Action",
+    "Ad",
+    "AuditLog",
+    "Call",
+    "Carrier",
+    "Customer",
+    "CustomerEmail",
+    "CustomerPhone",
+    "Order",
+    "OrderLine",
+    "Product",
+    "ProductCategory",
+    "Rank",
+    "Response",
+    "ShipTo",
+    "ShippingRate",
+    "Staff",
+    "Subscription",
+    "SubscriptionItem",
+]

@@ -1,0 +1,120 @@
+"""Authentication and CSRF middleware; role checks."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.web import current_staff, templates
+
+__all__ = ["AuthMiddleware", "CSRFMiddleware", "requires_role"]
+
+PUBLIC_PREFIXES = ("/login", "/static/", "/healthz", "/cti/webhook/", "/cti/simulate")
+CSRF_EXEMPT_PREFIXES = ("/cti/webhook/", "/cti/simulate")
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class AuthMiddleware:
+    """Every page and websocket requires a logged-in staff member."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        conn = HTTPConnection(scope)
+        if path.startswith(PUBLIC_PREFIXES) or current_staff(conn) is not None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4401, "reason": "login required"})
+            return
+        response: Response
+        target = "/login?next=" + quote(path + ("?" + conn.url.query if conn.url.query else ""))
+        if conn.headers.get("HX-Request") == "true":
+            response = Response(status_code=401, headers={"HX-Redirect": target})
+        elif conn.headers.get("accept", "").startswith("application/json"):
+            response = PlainTextResponse("login required", status_code=401)
+        else:
+            response = RedirectResponse(target, status_code=303)
+        await response(scope, receive, send)
+
+
+class CSRFMiddleware:
+    """State-changing requests must carry the session's token (header or form field)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in UNSAFE
+            or scope["path"].startswith(CSRF_EXEMPT_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        expected = conn.session.get("csrf", "")
+        sent = conn.headers.get("x-csrf-token", "")
+        replay = receive
+        if not sent:
+            body = bytearray()
+            more = True
+            while more:
+                message = await receive()
+                body.extend(message.get("body", b""))
+                more = message.get("more_body", False)
+            done = False
+
+            async def replay_receive() -> Message:
+                nonlocal done
+                if not done:
+                    done = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await receive()
+
+            form = await Request(scope, replay_receive).form()
+            value = form.get("csrf_token", "")
+            sent = value if isinstance(value, str) else ""
+            done = False
+            replay = replay_receive
+        if not expected or not sent or not hmac.compare_digest(str(expected), sent):
+            response = HTMLResponse(
+                "<p>セッションの有効期限が切れたか、不正な送信です。画面を再読み込みしてから"
+                "もう一度操作してください。</p>",
+                status_code=403,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, replay, send)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def requires_role(*roles: str) -> Callable[[Endpoint], Endpoint]:
+    """Allow the endpoint to these roles (admin is always allowed)."""
+
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def wrapper(request: Request) -> Response:
+            staff = current_staff(request)
+            if staff is None or not staff.has_role(*roles):
+                return templates.TemplateResponse(
+                    request, "forbidden.html", {"roles": roles}, status_code=403
+                )
+            return await endpoint(request)
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,164 @@
+"""Shared web plumbing: templates, page-or-partial rendering, the request's DB session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def _jst(value: dt.datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(JST).strftime(fmt)
+
+
+def _yen(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def csrf_token(conn: HTTPConnection) -> str:
+    """The session's CSRF token, created on first use."""
+    token = conn.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        conn.session["csrf"] = token
+    return str(token)
+
+
+def _base_context(request: Request) -> dict[str, Any]:
+    from app.menu import menu_for
+
+    staff = current_staff(request)
+    return {
+        "staff": staff,
+        "csrf_token": csrf_token(request),
+        "menu": menu_for(staff, request.url.path),
+    }
+
+
+def make_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_base_context])
+    templates.env.filters["jst"] = _jst
+    templates.env.filters["yen"] = _yen
+    return templates
+
+
+templates = make_templates()
+
+
+def is_htmx(request: Request) -> bool:
+    return (
+        request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    )
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render ``{name}/page.html``, or ``{name}/_partial.html`` when htmx asks for a fragment."""
+    template = f"{name}/_partial.html" if is_htmx(request) else f"{name}/page.html"
+    return templates.TemplateResponse(
+        request, template, context or {}, status_code=status_code, headers=headers
+    )
+
+
+@dataclass
+class CurrentStaff:
+    id: int
+    login: str
+    name: str
+    role: str
+    extension: str
+    line: str
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles or self.role == "admin"
+
+
+def current_staff(conn: HTTPConnection) -> CurrentStaff | None:
+    data = conn.session.get("staff")
+    return CurrentStaff(**data) if data else None
+
+
+class _LazySession:
+    def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        self.maker = maker
+        self.session: AsyncSession | None = None
+
+    def get(self) -> AsyncSession:
+        if self.session is None:
+            self.session = self.maker()
+        return self.session
+
+
+def db(request: Request) -> AsyncSession:
+    """The request's one database session; committed or rolled back by DBSessionMiddleware."""
+    holder: _LazySession = request.scope["yebisu.db"]
+    return holder.get()
+
+
+class DBSessionMiddleware:
+    """One session per request: commit before a success response starts, else roll back."""
+
+    def __init__(self, app: ASGIApp, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.app = app
+        self.sessionmaker = sessionmaker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        holder = _LazySession(self.sessionmaker)
+        scope["yebisu.db"] = holder
+        finished = False
+
+        async def finish(ok: bool) -> None:
+            nonlocal finished
+            if finished or holder.session is None:
+                finished = True
+                return
+            finished = True
+            try:
+                if ok:
+                    await holder.session.commit()
+                else:
+                    await holder.session.rollback()
+            finally:
+                await holder.session.close()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await finish(message["status"] < 400)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            if holder.session is not None and not finished:
+                finished = True
+                await holder.session.rollback()
+                await holder.session.close()
+            raise
+        finally:
+            if not finished:
+                await finish(False)

@@ -1,0 +1,39 @@
+// Function-key bar: F1..F10 press the button of the same key in the bar (or in the page).
+// A button's data-target is a CSS selector (an input gets focus, anything else is clicked)
+// or a URL (starting with "/") to open.
+(function () {
+  "use strict";
+  function act(button) {
+    var target = button.getAttribute("data-target") || "";
+    if (target.charAt(0) === "/") {
+      window.location.assign(target);
+      return;
+    }
+    if (target) {
+      var el = document.querySelector(target);
+      if (!el) return;
+      if (el.matches("input, textarea, select")) {
+        el.focus();
+        if (el.select) el.select();
+      } else {
+        el.click();
+      }
+    }
+  }
+  document.addEventListener("keydown", function (event) {
+    var m = /^F(\d{1,2})$/.exec(event.key);
+    if (!m || event.altKey || event.ctrlKey || event.metaKey) return;
+    var n = parseInt(m[1], 10);
+    if (n < 1 || n > 10) return;
+    // A key defined by the screen in front (a pop-up or dialog) wins over the page's bar.
+    var buttons = document.querySelectorAll('[data-fkey="F' + n + '"]:not([disabled])');
+    if (!buttons.length) return;
+    event.preventDefault();
+    var button = buttons[buttons.length - 1];
+    if (button.hasAttribute("data-target")) act(button); else button.click();
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-fkey][data-target]");
+    if (button && event.isTrusted) act(button);
+  });
+})();
