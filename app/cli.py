@@ -212,7 +212,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
-    from app.cti_process import run_bridge_process
+    from app.cti_runtime import run_bridge_process
 
     settings = _settings(args)
     if not settings.redis.url:
@@ -241,7 +241,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_call(args: argparse.Namespace) -> int:
-    from app.cti_process import simulate_call
+    from app.cti_runtime import simulate_call
 
     settings = _settings(args)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,12 +13,18 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth import routes as auth_routes
+from app.calls import routes as calls_routes
+from app.calls.service import pops_for
 from app.config import Settings, load_settings, resolve_secret_key
+from app.cti_runtime import CtiRuntime
+from app.cti_runtime import routes as cti_routes
+from app.customers import routes as customers_routes
 from app.db import make_engine, make_sessionmaker
 from app.home import routes as home_routes
+from app.hub import Hub, RedisHub
 from app.security import AuthMiddleware, CSRFMiddleware
 from app.web import STATIC_DIR, DBSessionMiddleware, current_staff
 
@@ -25,16 +32,34 @@ log = logging.getLogger("yebisu")
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
+    """One connection per tab; on (re)connect it gets back the calls still ringing or active
+    for this operator, then whatever the hub pushes."""
     staff = current_staff(ws)
     if staff is None:  # AuthMiddleware already refused; defensive.
         await ws.close(code=4401)
         return
+    app = ws.app
+    hub: Hub = app.state.hub
     await ws.accept()
+    hub.register(staff.id, ws)
+
+    async def replay() -> list[str]:
+        async with app.state.sessionmaker() as session:
+            return await pops_for(
+                session, staff_id=staff.id, ring_timeout_s=app.state.settings.cti.ring_timeout_s
+            )
+
     try:
+        # Shielded: a tab that closes at once must not cancel the query mid-checkin.
+        pops = await asyncio.shield(asyncio.ensure_future(replay()))
+        for html in pops:
+            await ws.send_text(html)
         while True:
-            await ws.receive_text()
-    except Exception:
-        return
+            await ws.receive_text()  # htmx ws may send; nothing to do with it yet
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unregister(staff.id, ws)
 
 
 def create_app(settings: Settings | None = None, *, var_dir: Path | None = None) -> Starlette:
@@ -45,17 +70,29 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
     sessionmaker = make_sessionmaker(engine)
+    hub: Hub = (
+        RedisHub(settings.redis.url, settings.redis.channel_prefix) if settings.redis.url else Hub()
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        cti = CtiRuntime(settings, sessionmaker, hub)
+        app.state.cti = cti
+        await cti.start()
         try:
             yield
         finally:
+            await cti.stop()
+            await hub.stop()
             await engine.dispose()
 
     routes: list[BaseRoute] = [
         *auth_routes.routes,
         *home_routes.routes,
+        *calls_routes.routes,
+        *customers_routes.routes,
+        *cti_routes,
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
@@ -76,4 +113,6 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
+    app.state.hub = hub
+    app.state.var_dir = var_dir
     return app

@@ -2,7 +2,7 @@
 
 from app.audit.models import AuditLog
 from app.auth.models import Staff
-from app.calls.models import Call
+from app.calls.models import Call, Presence
 from app.customers.models import Customer, CustomerEmail, CustomerPhone, ShipTo
 from app.masters.models import Ad, Carrier, Product, ProductCategory, Rank, ShippingRate
 from app.orders.models import Order, OrderLine
@@ -20,6 +20,7 @@ __all__ = [
     "CustomerPhone",
     "Order",
     "OrderLine",
+    "Presence",
     "Product",
     "ProductCategory",
     "Rank",

@@ -36,6 +36,10 @@ class ModemSourceConfig(SourceConfig):
     baudrate: int = 115200
     init: list[str] = field(default_factory=lambda: ["ATZ", "AT+VCID=1"])
     dial_prefix: str = ""
+    # Seconds without RING (or caller ID) after which a ringing call counts as ended.
+    ring_end_s: float = 8.0
+    # Seconds after ATD…; before ATH releases the line to the operator's handset.
+    dial_release_s: float = 8.0
 
 
 @dataclass
@@ -59,6 +63,8 @@ class SipSourceConfig(SourceConfig):
     port: int = 5060
     allowed_peers: list[str] = field(default_factory=lambda: ["127.0.0.1"])
     final_response: int = 486
+    # Seconds the INVITE is kept ringing (180) before the final response; 0 = at once.
+    final_after_s: float = 45.0
 
 
 @dataclass
@@ -72,6 +78,10 @@ class AmiSourceConfig(SourceConfig):
     secret: str = ""
     originate_context: str = "from-internal"
     originate_channel: str = "PJSIP/{extension}"
+    # Seconds the operator's extension rings on click-to-dial before Asterisk gives up.
+    originate_timeout_s: float = 30.0
+    # Contexts of inbound (trunk) channels; empty = any call whose caller is an outside number.
+    inbound_contexts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -163,6 +173,13 @@ def build_source(data: dict[str, Any], index: int) -> SourceConfig:
         raise ConfigError(f"{prefix}secret: a webhook source needs a secret")
     if isinstance(src, NdSourceConfig) and src.parity not in ("N", "E", "O"):
         raise ConfigError(f"{prefix}parity: must be N, E or O")
+    if isinstance(src, SipSourceConfig):
+        if not 400 <= src.final_response <= 699:
+            raise ConfigError(f"{prefix}final_response: must be a 4xx-6xx status (we never answer)")
+        if src.final_after_s < 0:
+            raise ConfigError(f"{prefix}final_after_s: must be >= 0")
+    if isinstance(src, ModemSourceConfig) and (src.ring_end_s <= 0 or src.dial_release_s < 0):
+        raise ConfigError(f"{prefix}ring_end_s: must be > 0 (and dial_release_s >= 0)")
     if src.reconnect_min_s <= 0 or src.reconnect_max_s < src.reconnect_min_s:
         raise ConfigError(f"{prefix}reconnect_max_s: must be >= reconnect_min_s > 0")
     return src

@@ -333,3 +333,9 @@ def new_page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Callable[
                 print(f"screenshot failed: {exc}")
     for ctx in contexts:
         ctx.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the main
+    thread for as long as the (session-wide) browser lives, which async tests cannot share."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from app.auth.service import authenticate
+from app.calls.presence import set_presence
 from app.config import Settings
 from app.web import current_staff, db, templates
 
@@ -55,13 +56,22 @@ async def login_submit(request: Request) -> Response:
         await session.commit()
         if result.staff is not None:
             staff = result.staff
+            bound = extension or staff.extension
+            await set_presence(
+                session,
+                staff_id=staff.id,
+                state="available" if staff.role == "operator" else "away",
+                extension=bound,
+                line=staff.line,
+            )
+            await session.commit()
             request.session.clear()
             request.session["staff"] = {
                 "id": staff.id,
                 "login": staff.login,
                 "name": staff.name,
                 "role": staff.role,
-                "extension": extension or staff.extension,
+                "extension": bound,
                 "line": staff.line,
             }
             return RedirectResponse(next_url, status_code=303)
@@ -75,6 +85,9 @@ async def login_submit(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    staff = current_staff(request)
+    if staff is not None:
+        await set_presence(db(request), staff_id=staff.id, state="offline")
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

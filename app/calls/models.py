@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -37,3 +37,27 @@ class Call(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     duration_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     callback_status: Mapped[str] = mapped_column(String(16), default="")  # ""/pending/done
+    # Staff ids whose screens the call popped on (for closing pops and for reconnecting tabs).
+    targets: Mapped[list[int]] = mapped_column(JSON, default=list)
+
+
+PRESENCE_LABELS = {
+    "available": "受付可",
+    "on_call": "通話中",
+    "after_call": "後処理",
+    "away": "離席",
+    "offline": "ログオフ",
+}
+
+
+class Presence(Base):
+    """An operator's telephony state and the extension bound at log-in (C6)."""
+
+    __tablename__ = "presence"
+    __table_args__ = (Index("ix_presence_line_state", "line", "state"),)
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32), default="", index=True)
+    line: Mapped[str] = mapped_column(String(32), default="main")
+    state: Mapped[str] = mapped_column(String(16), default="offline")
+    since: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,332 @@
+"""Calls (C3–C5): from a CTI event to the fragments pushed to operators' screens."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import Template
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calls.models import PRESENCE_LABELS, Call
+from app.calls.presence import set_presence, targets_for
+from app.customers.service import CustomerCard, PhoneMatch, customer_cards, find_by_number
+from app.db import utcnow
+from app.responses.models import Action, Response
+from app.web import templates
+from cti_bridge.events import (
+    WITHHELD_LABELS,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallRinging,
+    OutboundDialing,
+)
+from cti_bridge.numbers import display_national
+
+
+@dataclass
+class Delivery:
+    """A fragment for the open tabs of these staff members."""
+
+    staff_ids: list[int]
+    html: str
+
+
+def _template(name: str) -> Template:
+    return templates.env.get_template(name)
+
+
+def caller_label(call: Call) -> str:
+    if call.withheld_reason:
+        return WITHHELD_LABELS.get(call.withheld_reason, call.withheld_reason)
+    return display_national(call.caller_e164) if call.caller_e164 else call.caller_raw
+
+
+async def _pop_context(session: AsyncSession, call: Call) -> dict[str, Any]:
+    match = PhoneMatch("none", [])
+    if call.caller_e164:
+        match = await find_by_number(session, e164=call.caller_e164)
+    cards: list[CustomerCard] = []
+    if len(match.customer_ids) == 1:
+        cards = await customer_cards(session, customer_ids=match.customer_ids)
+    elif match.customer_ids:
+        cards = await customer_cards(session, customer_ids=match.customer_ids, detail=False)
+    if call.customer_id is not None and call.customer_id not in match.customer_ids:
+        cards = await customer_cards(session, customer_ids=[call.customer_id])
+        match = PhoneMatch("chosen", [call.customer_id])
+    return {
+        "call": call,
+        "caller_display": caller_label(call),
+        "withheld": call.withheld_reason,
+        "match": match.kind,
+        "cards": cards,
+        "chosen": next((c for c in cards if c.id == call.customer_id), None),
+    }
+
+
+async def render_pop(session: AsyncSession, call: Call, *, insert: bool = True) -> str:
+    """The pop-up fragment of ``call`` (an htmx out-of-band swap), rendered once."""
+    ctx = await _pop_context(session, call)
+    return _template("calls/_pop.html").render(**ctx, insert=insert)
+
+
+async def _presence_update(session: AsyncSession, staff_id: int, state: str) -> Delivery:
+    presence = await set_presence(session, staff_id=staff_id, state=state)
+    html = _template("calls/_presence.html").render(
+        presence=presence, labels=PRESENCE_LABELS, oob=True
+    )
+    return Delivery([staff_id], html)
+
+
+def close_pop(call_id: int) -> str:
+    return f'<div id="pop-{call_id}" hx-swap-oob="delete"></div>'
+
+
+async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Delivery]:
+    call = await session.scalar(
+        select(Call).where(Call.source == event.source, Call.source_call_id == event.call_id)
+    )
+    new_targets = await targets_for(session, extension=event.extension, line=event.line)
+    if call is None:
+        call = Call(
+            source=event.source,
+            source_call_id=event.call_id,
+            direction=event.direction,
+            line=event.line,
+            extension=event.extension or "",
+            caller_raw=event.caller_raw[:64],
+            caller_e164=event.number,
+            withheld_reason=event.withheld,
+            state="ringing",
+            started_at=event.at,
+            targets=new_targets,
+        )
+        if event.number:
+            match = await find_by_number(session, e164=event.number)
+            call.match_kind = "many" if len(match.customer_ids) > 1 else match.kind
+            if len(match.customer_ids) == 1:
+                call.customer_id = match.customer_ids[0]
+        else:
+            call.match_kind = "none"
+        session.add(call)
+        await session.flush()
+        fresh = new_targets
+    else:
+        if call.state != "ringing":
+            return []
+        fresh = [t for t in new_targets if t not in call.targets]
+        call.targets = sorted({*call.targets, *fresh})
+    if not fresh:
+        return []
+    return [Delivery(fresh, await render_pop(session, call))]
+
+
+async def _find(session: AsyncSession, event: CallEvent) -> Call | None:
+    return await session.scalar(
+        select(Call).where(Call.source == event.source, Call.source_call_id == event.call_id)
+    )
+
+
+async def on_answered(session: AsyncSession, *, event: CallAnswered) -> list[Delivery]:
+    """The PBX says the call was answered: it belongs to that extension's operator."""
+    call = await _find(session, event)
+    if call is None or call.state not in ("ringing", "answered"):
+        return []
+    owner: int | None = call.staff_id
+    if owner is None and event.extension:
+        owners = await targets_for(session, extension=event.extension, line=call.line)
+        owner = owners[0] if owners else None
+    if call.state == "ringing":
+        call.state = "answered"
+        call.answered_at = event.at
+        if event.extension:
+            call.extension = event.extension
+        call.staff_id = owner
+    return await _after_take(session, call)
+
+
+async def _after_take(session: AsyncSession, call: Call) -> list[Delivery]:
+    deliveries: list[Delivery] = []
+    others = [t for t in call.targets if t != call.staff_id]
+    if others:
+        deliveries.append(Delivery(others, close_pop(call.id)))
+    if call.staff_id is not None:
+        deliveries.append(await _presence_update(session, call.staff_id, "on_call"))
+        deliveries.append(Delivery([call.staff_id], await render_pop(session, call, insert=False)))
+    return deliveries
+
+
+@dataclass
+class TakeResult:
+    ok: bool
+    call: Call | None
+    deliveries: list[Delivery]
+    message: str = ""
+
+
+async def take_call(session: AsyncSession, *, call_id: int, staff_id: int) -> TakeResult:
+    """An operator presses 応答: the first one owns the call; the others' pops close."""
+    result = await session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.state == "ringing", Call.staff_id.is_(None))
+        .values(state="answered", staff_id=staff_id, answered_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    call = await session.get(Call, call_id, populate_existing=True)
+    if call is None:
+        return TakeResult(False, None, [], "この着信は見つかりません。")
+    if getattr(result, "rowcount", 0) != 1:
+        if call.staff_id == staff_id:
+            return TakeResult(True, call, [])
+        msg = (
+            "この着信は他のオペレータが応答しました。"
+            if call.staff_id is not None
+            else "この着信は既に終了しています。"
+        )
+        return TakeResult(False, call, [Delivery([staff_id], close_pop(call.id))], msg)
+    if staff_id not in call.targets:
+        call.targets = sorted({*call.targets, staff_id})
+    return TakeResult(True, call, await _after_take(session, call))
+
+
+async def choose_customer(
+    session: AsyncSession, *, call_id: int, staff_id: int, customer_id: int
+) -> Call | None:
+    """The owner of a call picks one of several matching customers (or a new one)."""
+    call = await session.get(Call, call_id)
+    if call is None or call.staff_id != staff_id:
+        return None
+    call.customer_id = customer_id
+    await session.flush()
+    return call
+
+
+async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]:
+    """The call is over: log its duration; an answered call leaves a 対応履歴 to complete,
+    an unanswered one goes to the call-back list."""
+    call = await _find(session, event)
+    if call is None or call.state in ("ended", "missed"):
+        return []
+    call.ended_at = event.at
+    deliveries: list[Delivery] = []
+    if call.state == "answered" or (event.answered and call.staff_id is not None):
+        call.state = "ended"
+        start = call.answered_at or call.started_at
+        call.duration_s = max(0, int((event.at - start).total_seconds()))
+        if call.staff_id is not None:
+            deliveries.append(await _presence_update(session, call.staff_id, "after_call"))
+        session.add(
+            Response(
+                customer_id=call.customer_id,
+                call_id=call.id,
+                staff_id=call.staff_id,
+                responded_at=call.answered_at or call.started_at,
+                category="問合せ",
+                channel="電話",
+                status="open",
+            )
+        )
+        if call.customer_id is not None:
+            session.add(
+                Action(
+                    customer_id=call.customer_id,
+                    kind="call_in" if call.direction == "in" else "call_out",
+                    occurred_at=call.started_at,
+                    staff_id=call.staff_id,
+                    call_id=call.id,
+                    content=f"通話 {call.duration_s // 60}分{call.duration_s % 60}秒",
+                )
+            )
+        await session.flush()
+        others = [t for t in call.targets if t != call.staff_id]
+        if others:
+            deliveries.append(Delivery(others, close_pop(call.id)))
+        if call.staff_id is not None:
+            deliveries.append(
+                Delivery([call.staff_id], await render_pop(session, call, insert=False))
+            )
+    else:
+        call.state = "missed"
+        call.callback_status = "pending"
+        if call.targets:
+            deliveries.append(Delivery(call.targets, close_pop(call.id)))
+    return deliveries
+
+
+async def on_dialing(session: AsyncSession, *, event: OutboundDialing) -> list[Delivery]:
+    """Click-to-dial started by a source: logged as an outbound call."""
+    existing = await _find(session, event)
+    if existing is not None:
+        return []
+    owners = await targets_for(session, extension=event.extension, line=event.line)
+    session.add(
+        Call(
+            source=event.source,
+            source_call_id=event.call_id,
+            direction="out",
+            line=event.line,
+            extension=event.extension or "",
+            caller_e164=event.number,
+            state="answered",
+            staff_id=owners[0] if owners else None,
+            started_at=event.at,
+            answered_at=event.at,
+            targets=owners[:1],
+        )
+    )
+    await session.flush()
+    return []
+
+
+async def handle_event(session: AsyncSession, *, event: CallEvent) -> list[Delivery]:
+    """Apply one CTI event; returns the fragments to push once the transaction commits."""
+    if isinstance(event, CallRinging):
+        return await on_ringing(session, event=event)
+    if isinstance(event, CallAnswered):
+        return await on_answered(session, event=event)
+    if isinstance(event, CallEnded):
+        return await on_ended(session, event=event)
+    if isinstance(event, OutboundDialing):
+        return await on_dialing(session, event=event)
+    return []
+
+
+async def pops_for(session: AsyncSession, *, staff_id: int, ring_timeout_s: int) -> list[str]:
+    """Fragments a (re)connecting tab should show: calls still ringing for this operator and
+    calls they are on."""
+    since = utcnow() - dt.timedelta(seconds=ring_timeout_s)
+    ringing = (
+        await session.scalars(
+            select(Call)
+            .where(Call.state == "ringing", Call.started_at >= since)
+            .order_by(Call.started_at)
+        )
+    ).all()
+    active = (
+        await session.scalars(
+            select(Call).where(Call.state == "answered", Call.staff_id == staff_id)
+        )
+    ).all()
+    out = []
+    for call in [*active, *(c for c in ringing if staff_id in c.targets)]:
+        out.append(await render_pop(session, call))
+    return out
+
+
+async def expire_ringing(session: AsyncSession, *, ring_timeout_s: int) -> list[Delivery]:
+    """Calls that rang longer than the timeout without an answer or an end become missed."""
+    since = utcnow() - dt.timedelta(seconds=ring_timeout_s)
+    stale = (
+        await session.scalars(select(Call).where(Call.state == "ringing", Call.started_at < since))
+    ).all()
+    out: list[Delivery] = []
+    for call in stale:
+        call.state = "missed"
+        call.callback_status = "pending"
+        call.ended_at = utcnow()
+        if call.targets:
+            out.append(Delivery(call.targets, close_pop(call.id)))
+    return out

@@ -1,0 +1,216 @@
+"""The app's side of the CTI bridge: consume call events, push pops, webhook and simulator.
+
+Events come from a bus: in-process (embedded default) or a Redis stream (several app
+processes and/or ``yebisu bridge``). Each event is applied in one transaction, and its
+fragments are pushed after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import urllib.request
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.calls.service import Delivery, expire_ringing, handle_event
+from app.config import Settings, resolve_secret_key
+from app.db import transaction
+from app.hub import Hub
+from cti_bridge.bus import Bus, MemoryBus, RedisBus
+from cti_bridge.config import WebhookSourceConfig
+from cti_bridge.events import CallEvent
+from cti_bridge.runner import Bridge, build_sources
+from cti_bridge.runner import main as bridge_main
+from cti_bridge.sources.simulator import SimulatorSource
+from cti_bridge.sources.webhook import WebhookError, parse_webhook, verify_signature
+
+log = logging.getLogger("yebisu.cti")
+
+SIGNATURE_HEADER = "X-Yebisu-Signature"
+WEBHOOK_MAX_BYTES = 64 * 1024
+
+
+class CtiRuntime:
+    """Runs the in-process bridge (if configured), the event consumer and the ring timer."""
+
+    def __init__(
+        self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], hub: Hub
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.hub = hub
+        self.bus: Bus
+        if settings.redis.url:
+            self.bus = RedisBus(settings.redis.url, prefix=settings.redis.channel_prefix)
+        else:
+            self.bus = MemoryBus()
+        self.bridge: Bridge | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if isinstance(self.bus, RedisBus):
+            await self.bus.ensure_group()
+        if self.settings.cti.in_process:
+            self.bridge = Bridge(build_sources(self.settings.cti.sources), self.bus)
+            await self.bridge.start()
+        consume = self.bus.consume(
+            self.handle, drop_stale_after_s=float(self.settings.cti.ring_timeout_s)
+        )
+        self._tasks.append(asyncio.create_task(consume, name="cti-consumer"))
+        self._tasks.append(asyncio.create_task(self._expire_loop(), name="cti-expiry"))
+
+    async def stop(self) -> None:
+        if self.bridge is not None:
+            await self.bridge.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.bus.close()
+
+    async def publish(self, event: CallEvent) -> None:
+        await self.bus.publish(event)
+
+    def simulator(self) -> SimulatorSource | None:
+        return self.bridge.simulator() if self.bridge is not None else None
+
+    async def handle(self, event: CallEvent) -> None:
+        """Apply one event in one transaction, then push its fragments."""
+        async with transaction(self.sessionmaker) as session:
+            deliveries = await handle_event(session, event=event)
+        await self._deliver(deliveries)
+
+    async def _deliver(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            await self.hub.deliver(d.staff_ids, d.html)
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            try:
+                async with transaction(self.sessionmaker) as session:
+                    deliveries = await expire_ringing(
+                        session, ring_timeout_s=self.settings.cti.ring_timeout_s
+                    )
+                await self._deliver(deliveries)
+            except Exception:
+                log.exception("ring expiry failed")
+
+
+def _runtime(request: Request) -> CtiRuntime:
+    runtime: CtiRuntime = request.app.state.cti
+    return runtime
+
+
+async def webhook(request: Request) -> Response:
+    """``POST /cti/webhook/{source}``: a cloud PBX's call event, HMAC-SHA256 signed."""
+    settings: Settings = request.app.state.settings
+    name = request.path_params["source"]
+    config = settings.source(name)
+    if not isinstance(config, WebhookSourceConfig) or not config.enabled:
+        return JSONResponse({"error": "unknown source"}, status_code=404)
+    body = await request.body()
+    if len(body) > WEBHOOK_MAX_BYTES:
+        return JSONResponse({"error": "body too large"}, status_code=413)
+    if not verify_signature(config.secret, body, request.headers.get(SIGNATURE_HEADER, "")):
+        return JSONResponse({"error": "bad signature"}, status_code=401)
+    try:
+        events = parse_webhook(name, config.line, body)
+    except WebhookError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    for event in events:
+        await _runtime(request).publish(event)
+    return Response(status_code=204)
+
+
+def _sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def simulate(request: Request) -> Response:
+    """``POST /cti/simulate``: ``yebisu simulate-call`` on the same machine, signed with the
+    server's secret key."""
+    body = await request.body()
+    secret = resolve_secret_key(request.app.state.settings, request.app.state.var_dir)
+    if not hmac.compare_digest(_sign(secret, body), request.headers.get(SIGNATURE_HEADER, "")):
+        return JSONResponse({"error": "bad signature"}, status_code=401)
+    sim = _runtime(request).simulator()
+    if sim is None:
+        return JSONResponse({"error": "no simulator source is running"}, status_code=409)
+    data: dict[str, Any] = json.loads(body)
+    action = data.get("action", "ring")
+    if action == "ring":
+        call_id = await sim.ring(
+            str(data.get("number", "")), extension=data.get("extension"), line=data.get("line")
+        )
+    elif action in ("answer", "hangup") and data.get("call_id"):
+        call_id = str(data["call_id"])
+        if action == "answer":
+            await sim.answer(call_id, extension=data.get("extension"))
+        else:
+            await sim.hangup(call_id)
+    else:
+        return JSONResponse({"error": "bad action"}, status_code=400)
+    return JSONResponse({"call_id": call_id})
+
+
+def simulate_call(
+    settings: Settings,
+    *,
+    number: str,
+    extension: str | None = None,
+    line: str | None = None,
+    url: str | None = None,
+    action: str = "ring",
+    call_id: str | None = None,
+) -> str:
+    """Ring (or answer / hang up) the running server's simulator; returns the call id."""
+    from pathlib import Path
+
+    host = settings.server.host if settings.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    base = url or f"http://{host}:{settings.server.port}"
+    body = json.dumps(
+        {
+            "action": action,
+            "number": number,
+            "extension": extension,
+            "line": line,
+            "call_id": call_id,
+        }
+    ).encode()
+    secret = resolve_secret_key(settings, Path("var"))
+    req = urllib.request.Request(
+        base.rstrip("/") + "/cti/simulate",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: _sign(secret, body)},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return str(json.loads(resp.read())["call_id"])
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"server answered {exc.code}: {exc.read().decode()}") from None
+
+
+async def run_bridge_process(settings: Settings) -> None:
+    """``yebisu bridge``: run the configured sources and publish their events to Redis."""
+    await bridge_main(
+        settings.cti.sources, settings.redis.url, prefix=settings.redis.channel_prefix
+    )
+
+
+routes = [
+    Route("/cti/webhook/{source}", webhook, methods=["POST"]),
+    Route("/cti/simulate", simulate, methods=["POST"]),
+]

@@ -1,0 +1,157 @@
+"""Asynchronous access to a serial port (or pty) through pyserial.
+
+Local ports are read with ``loop.add_reader`` on the file descriptor (no thread, lowest
+latency); pyserial URLs without a descriptor (``socket://``, ``rfc2217://`` device servers) are
+read by a small thread. A vanished device (USB unplugged, socat pty closed) makes
+:meth:`SerialLink.read` raise :class:`ConnectionError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from typing import Any
+
+import serial
+
+__all__ = ["SerialLink"]
+
+log = logging.getLogger(__name__)
+
+
+class SerialLink:
+    """One open serial port with async ``read``/``write``."""
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 9600,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: float = 1,
+    ) -> None:
+        self.port = port
+        self._settings: dict[str, Any] = {
+            "baudrate": baudrate,
+            "bytesize": bytesize,
+            "parity": parity,
+            "stopbits": stopbits,
+        }
+        self._ser: serial.SerialBase | None = None
+        self._buf = bytearray()
+        self._error: BaseException | None = None
+        self._ready = asyncio.Event()
+        self._fd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    async def open(self) -> None:
+        """Open the port; raises :class:`ConnectionError` when it cannot be opened."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            ser = await asyncio.to_thread(
+                serial.serial_for_url, self.port, timeout=0, exclusive=True, **self._settings
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise ConnectionError(f"cannot open {self.port}: {exc}") from exc
+        self._ser = ser
+        fd: int | None = None
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            fd = ser.fileno()
+        if isinstance(fd, int) and fd >= 0:
+            self._fd = fd
+            self._loop.add_reader(fd, self._on_readable)
+        else:
+            ser.timeout = 0.2
+            self._thread = threading.Thread(
+                target=self._thread_reader, name=f"serial-{self.port}", daemon=True
+            )
+            self._thread.start()
+
+    def _on_readable(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return  # spurious wake-up
+        except OSError as exc:
+            self._fail(ConnectionError(f"{self.port}: {exc.strerror or exc}"))
+            return
+        if not data:
+            self._fail(ConnectionError(f"{self.port}: device disconnected"))
+            return
+        self._buf += data
+        self._ready.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._fd = None
+        if self._error is None:
+            self._error = exc
+        self._ready.set()
+
+    def _thread_reader(self) -> None:
+        ser = self._ser
+        loop = self._loop
+        assert ser is not None and loop is not None
+        while not self._stop.is_set():
+            try:
+                data = ser.read(max(1, ser.in_waiting))
+            except Exception as exc:  # pyserial raises many kinds on a lost device
+                if not self._stop.is_set():
+                    loop.call_soon_threadsafe(self._fail, ConnectionError(f"{self.port}: {exc}"))
+                return
+            if data:
+                loop.call_soon_threadsafe(self._push, data)
+
+    def _push(self, data: bytes) -> None:
+        self._buf += data
+        self._ready.set()
+
+    async def read(self, wait_s: float | None = None) -> bytes:
+        """Return the bytes received so far, waiting up to ``wait_s`` s (``b""`` on timeout)."""
+        if not self._buf and self._error is None:
+            self._ready.clear()
+            if wait_s is None:
+                await self._ready.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ready.wait(), wait_s)
+        if self._buf:
+            data = bytes(self._buf)
+            self._buf.clear()
+            return data
+        if self._error is not None:
+            raise self._error
+        return b""
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` to the port; raises :class:`ConnectionError` when the port is gone."""
+        if self._ser is None:
+            raise ConnectionError(f"{self.port}: not open")
+        if self._error is not None:
+            raise ConnectionError(str(self._error))
+        try:
+            self._ser.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise ConnectionError(f"{self.port}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the port (idempotent)."""
+        self._stop.set()
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._fd = None
+        if self._ser is not None:
+            with contextlib.suppress(Exception):
+                self._ser.close()
+            self._ser = None
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+            self._thread = None

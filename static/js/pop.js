@@ -1,0 +1,26 @@
+// Screen-pop helpers: Alt+Enter takes the newest ringing call; answered calls show a timer.
+(function () {
+  "use strict";
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && event.altKey) {
+      var take = document.querySelector("#pop-area .pop-ringing .take");
+      if (take) {
+        event.preventDefault();
+        take.click();
+      }
+    }
+  });
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+  setInterval(function () {
+    document.querySelectorAll(".pop-answered[data-since] .pop-timer").forEach(function (el) {
+      var since = Date.parse(el.closest(".pop").getAttribute("data-since"));
+      var s = Math.max(0, Math.floor((Date.now() - since) / 1000));
+      el.textContent = pad(Math.floor(s / 60)) + ":" + pad(s % 60);
+    });
+    document.querySelectorAll("#toasts .toast").forEach(function (el) {
+      var born = Number(el.getAttribute("data-born") || 0);
+      if (!born) el.setAttribute("data-born", String(Date.now()));
+      else if (Date.now() - born > 6000) el.remove();
+    });
+  }, 1000);
+})();

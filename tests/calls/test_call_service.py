@@ -1,0 +1,236 @@
+"""Routing, look-up and lifecycle of calls, driven by CTI events on a real database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth.service import create_staff
+from app.calls import service
+from app.calls.models import Call, Presence
+from app.calls.presence import set_presence
+from app.customers.keys import kana_key, name_key
+from app.customers.models import Customer, CustomerPhone
+from app.db import make_engine, make_sessionmaker, transaction
+from app.responses.models import Action, Response
+from cti_bridge.events import CallAnswered, CallEnded, CallRinging
+from cti_bridge.numbers import last8, normalise_stored
+
+
+@pytest.fixture
+async def maker(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+async def add_customer(s: AsyncSession, code: str, name: str, kana: str, *phones: str) -> int:
+    c = Customer(
+        code=code,
+        name=name,
+        kana=kana,
+        name_key=name_key(name),
+        kana_key=kana_key(kana),
+        prefecture="佐賀県",
+        city="佐賀市",
+        street="鍋島3-2",
+        alert="",
+        flags={},
+    )
+    for i, raw in enumerate(phones):
+        e164 = normalise_stored(raw).number_e164
+        c.phones.append(
+            CustomerPhone(raw=raw, e164=e164, last8=last8(e164), kind="home", position=i)
+        )
+    s.add(c)
+    await s.flush()
+    return c.id
+
+
+@pytest.fixture
+async def world(maker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async with transaction(maker) as s:
+        a = await create_staff(
+            s, login="a", name="古賀 雅美", password="password123", extension="201"
+        )
+        b = await create_staff(
+            s, login="b", name="山田 花子", password="password123", extension="202"
+        )
+        await set_presence(s, staff_id=a.id, state="available", extension="201", line="main")
+        await set_presence(s, staff_id=b.id, state="available", extension="202", line="main")
+        taro = await add_customer(
+            s, "00000001", "佐賀 太郎", "サガ タロウ", "0952-32-6611", "090-9999-9999"
+        )
+        hanako = await add_customer(s, "00000002", "佐賀 花子", "サガ ハナコ", "0952-32-6611")
+        lone = await add_customer(s, "00000003", "北田 君子", "キタダ キミコ", "03-1234-5678")
+        return {"a": a.id, "b": b.id, "taro": taro, "hanako": hanako, "lone": lone}
+
+
+def ringing(call_id: str, number: str, ext: str | None = None, raw: str = "") -> CallRinging:
+    return CallRinging(
+        source="sim",
+        call_id=call_id,
+        line="main",
+        extension=ext,
+        caller_raw=raw or number,
+        number=number,
+        withheld="" if number else "private",
+    )
+
+
+async def apply(maker: async_sessionmaker[AsyncSession], event: Any) -> list[service.Delivery]:
+    async with transaction(maker) as s:
+        return await service.handle_event(s, event=event)
+
+
+async def test_call_to_an_extension_pops_only_for_its_operator(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    out = await apply(maker, ringing("c1", "+81312345678", ext="202"))
+    assert len(out) == 1 and out[0].staff_ids == [world["b"]]
+    html = out[0].html
+    assert "北田 君子" in html and "キタダ キミコ" in html and "00000003" in html
+    assert 'hx-swap-oob="afterbegin"' in html and "応答" in html
+
+
+async def test_broadcast_call_first_taker_owns_it_and_others_pop_closes(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    out = await apply(maker, ringing("c2", "+81312345678"))
+    assert out[0].staff_ids == [world["a"], world["b"]]
+    async with transaction(maker) as s:
+        call_id = (await s.scalars(select(Call.id))).one()
+        first = await service.take_call(s, call_id=call_id, staff_id=world["b"])
+    assert first.ok
+    closes = [d for d in first.deliveries if 'hx-swap-oob="delete"' in d.html]
+    assert closes and closes[0].staff_ids == [world["a"]]
+    async with transaction(maker) as s:
+        second = await service.take_call(s, call_id=call_id, staff_id=world["a"])
+        presence = await s.get(Presence, world["b"])
+    assert not second.ok and "他のオペレータが応答しました" in second.message
+    assert presence is not None and presence.state == "on_call"
+
+
+async def test_busy_operators_get_no_broadcast(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    async with transaction(maker) as s:
+        await set_presence(s, staff_id=world["a"], state="away")
+    out = await apply(maker, ringing("c3", "+81312345678"))
+    assert out[0].staff_ids == [world["b"]]
+
+
+async def test_pbx_answer_closes_other_pops_and_end_leaves_a_response(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    t0 = dt.datetime.now(dt.UTC)
+    await apply(maker, ringing("c4", "+81312345678"))
+    out = await apply(
+        maker,
+        CallAnswered(
+            source="sim",
+            call_id="c4",
+            line="main",
+            extension="201",
+            at=t0 + dt.timedelta(seconds=3),
+        ),
+    )
+    assert any(d.staff_ids == [world["b"]] and "delete" in d.html for d in out)
+    await apply(
+        maker,
+        CallEnded(
+            source="sim", call_id="c4", line="main", answered=True, at=t0 + dt.timedelta(seconds=95)
+        ),
+    )
+    async with maker() as s:
+        call = (await s.scalars(select(Call))).one()
+        resp = (await s.scalars(select(Response))).one()
+        action = (await s.scalars(select(Action))).one()
+        presence = await s.get(Presence, world["a"])
+    assert call.state == "ended" and call.staff_id == world["a"] and call.duration_s == 92
+    assert resp.status == "open" and resp.customer_id == world["lone"] and resp.call_id == call.id
+    assert action.kind == "call_in"
+    assert presence is not None and presence.state == "after_call"
+
+
+async def test_unanswered_call_is_missed_for_call_back(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    await apply(maker, ringing("c5", "+81312345678"))
+    out = await apply(
+        maker,
+        CallEnded(source="sim", call_id="c5", line="main", answered=False, reason="cancelled"),
+    )
+    assert out and "delete" in out[0].html
+    async with maker() as s:
+        call = (await s.scalars(select(Call))).one()
+    assert call.state == "missed" and call.callback_status == "pending"
+
+
+async def test_shared_home_phone_pops_a_chooser(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    out = await apply(maker, ringing("c6", "+81952326611", ext="201"))
+    html = out[0].html
+    assert "この番号の顧客が2名います" in html
+    assert "佐賀 太郎" in html and "佐賀 花子" in html
+    async with maker() as s:
+        call = (await s.scalars(select(Call))).one()
+    assert call.match_kind == "many" and call.customer_id is None
+
+
+async def test_mobile_number_finds_the_one_customer(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    out = await apply(maker, ringing("c7", "+819099999999", ext="201"))
+    assert "佐賀 太郎" in out[0].html and "佐賀 花子" not in out[0].html
+
+
+async def test_last_eight_digits_match_is_flagged(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    # Same subscriber number with a different area code: only the last 8 digits agree.
+    out = await apply(maker, ringing("c8", "+81612345678", ext="201"))
+    assert "番号の一部一致" in out[0].html and "北田 君子" in out[0].html
+
+
+async def test_unknown_number_pops_new_customer_form_with_number(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    out = await apply(maker, ringing("c9", "+81667778888", ext="201"))
+    html = out[0].html
+    assert "登録のない番号です" in html and 'value="06-6777-8888"' in html
+
+
+async def test_withheld_caller_is_shown_as_such(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    out = await apply(maker, ringing("c10", "", ext="201", raw="P"))
+    assert "非通知" in out[0].html and "登録のない番号" not in out[0].html
+
+
+async def test_reconnecting_tab_gets_its_ringing_and_active_calls_only(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    await apply(maker, ringing("c11", "+81312345678", ext="201"))
+    await apply(maker, ringing("c12", "+81952326611", ext="202"))
+    async with maker() as s:
+        pops_a = await service.pops_for(s, staff_id=world["a"], ring_timeout_s=60)
+        pops_b = await service.pops_for(s, staff_id=world["b"], ring_timeout_s=60)
+    assert len(pops_a) == 1 and "北田 君子" in pops_a[0]
+    assert len(pops_b) == 1 and "佐賀 花子" in pops_b[0]
+
+
+async def test_repeated_ringing_event_does_not_pop_twice(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    assert await apply(maker, ringing("c13", "+81312345678", ext="201"))
+    assert await apply(maker, ringing("c13", "+81312345678", ext="201")) == []
+    # the same call ringing another extension (a ring group) pops there too
+    out = await apply(maker, ringing("c13", "+81312345678", ext="202"))
+    assert out[0].staff_ids == [world["b"]]
