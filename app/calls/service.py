@@ -45,10 +45,13 @@ def caller_label(call: Call) -> str:
     return display_national(call.caller_e164) if call.caller_e164 else call.caller_raw
 
 
-async def _pop_context(session: AsyncSession, call: Call) -> dict[str, Any]:
-    match = PhoneMatch("none", [])
-    if call.caller_e164:
-        match = await find_by_number(session, e164=call.caller_e164)
+async def _pop_context(
+    session: AsyncSession, call: Call, match: PhoneMatch | None = None
+) -> dict[str, Any]:
+    if match is None:
+        match = PhoneMatch("none", [])
+        if call.caller_e164:
+            match = await find_by_number(session, e164=call.caller_e164)
     cards: list[CustomerCard] = []
     if len(match.customer_ids) == 1:
         cards = await customer_cards(session, customer_ids=match.customer_ids)
@@ -67,9 +70,11 @@ async def _pop_context(session: AsyncSession, call: Call) -> dict[str, Any]:
     }
 
 
-async def render_pop(session: AsyncSession, call: Call, *, insert: bool = True) -> str:
+async def render_pop(
+    session: AsyncSession, call: Call, *, insert: bool = True, match: PhoneMatch | None = None
+) -> str:
     """The pop-up fragment of ``call`` (an htmx out-of-band swap), rendered once."""
-    ctx = await _pop_context(session, call)
+    ctx = await _pop_context(session, call, match)
     return _template("calls/_pop.html").render(**ctx, insert=insert)
 
 
@@ -90,6 +95,7 @@ async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Deliv
         select(Call).where(Call.source == event.source, Call.source_call_id == event.call_id)
     )
     new_targets = await targets_for(session, extension=event.extension, line=event.line)
+    match: PhoneMatch | None = None
     if call is None:
         call = Call(
             source=event.source,
@@ -121,7 +127,7 @@ async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Deliv
         call.targets = sorted({*call.targets, *fresh})
     if not fresh:
         return []
-    return [Delivery(fresh, await render_pop(session, call))]
+    return [Delivery(fresh, await render_pop(session, call, match=match))]
 
 
 async def _find(session: AsyncSession, event: CallEvent) -> Call | None:

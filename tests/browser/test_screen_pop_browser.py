@@ -1,0 +1,170 @@
+"""Browser: caller ID written to a real modem pty pops the customer on the operator's screen."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import serial
+
+from app.config import Settings
+from tests.conftest import need
+from tests.cti.conftest import PtyPair
+from tests.factories import add_customer
+
+pytestmark = [pytest.mark.browser, pytest.mark.serial]
+
+
+class FakeModem:
+    """The device side of the pty: answers AT commands with OK, sends what a modem sends."""
+
+    def __init__(self, path: Path) -> None:
+        self.port = serial.Serial(str(path), timeout=0.05)
+        self.commands: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                buf += self.port.read(64)
+            except (serial.SerialException, OSError):
+                return
+            while b"\r" in buf:
+                line, _, buf = buf.partition(b"\r")
+                text = line.strip().decode(errors="replace")
+                if text.upper().startswith("AT"):
+                    self.commands.append(text)
+                    self.port.write(b"\r\nOK\r\n")
+
+    def wait_initialised(self, within: float = 15) -> None:
+        deadline = time.monotonic() + within
+        while "AT+VCID=1" not in self.commands:
+            assert time.monotonic() < deadline, f"modem not initialised: {self.commands}"
+            time.sleep(0.05)
+
+    def send(self, data: bytes) -> None:
+        self.port.write(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.port.close()
+
+
+@pytest.fixture
+def modem_pty(tmp_path: Path) -> Iterator[PtyPair]:
+    socat = shutil.which("socat")
+    need(socat is not None, "socat")
+    assert socat is not None
+    pair = PtyPair(socat, tmp_path)
+    pair.start()
+    yield pair
+    pair.stop()
+
+
+def log_in(page: Any, url: str, login: str) -> None:
+    page.goto(url + "/login")
+    page.fill("#login", login)
+    page.fill("#password", "password123")
+    page.press("#password", "Enter")
+    page.wait_for_url(url + "/")
+    page.wait_for_selector("#presence select")
+
+
+def simulate(url: str, secret: str, **data: Any) -> str:
+    body = json.dumps(data).encode()
+    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    r = httpx.post(url + "/cti/simulate", content=body,
+                   headers={"X-Yebisu-Signature": sig, "Content-Type": "application/json"})
+    r.raise_for_status()
+    return str(r.json()["call_id"])
+
+
+def test_modem_caller_id_pops_customer_without_a_click(
+    live_server_factory: Callable[..., Any],
+    new_page: Callable[[], Any],
+    make_staff: Callable[..., int],
+    database_url: str,
+    settings: Settings,
+    modem_pty: PtyPair,
+) -> None:
+    taro = add_customer(database_url, "佐賀 太郎", "サガ タロウ", "0952-32-6611", "090-9999-9999",
+                        alert="耳が遠い方なので大きい声でお願いします")
+    add_customer(database_url, "北田 君子", "キタダ キミコ", "03-1234-5678")
+    make_staff("koga", name="古賀 雅美", extension="201", line="main")
+    make_staff("yamada", name="山田 花子", extension="202", line="sales")
+    sources = [
+        {"kind": "simulator"},
+        {"kind": "modem", "port": str(modem_pty.dev), "line": "main",
+         "init": ["ATZ", "AT+VCID=1"]},
+    ]
+    server = live_server_factory({"YEBISU_CTI_SOURCES": json.dumps(sources)})
+    modem = FakeModem(modem_pty.peer)
+    try:
+        modem.wait_initialised()
+        koga, yamada = new_page(), new_page()
+        log_in(koga, server.url, "koga")
+        log_in(yamada, server.url, "yamada")
+
+        # A call on the modem's line: the modem cannot tell the extension, so every available
+        # operator of line "main" gets it — 古賀 — and nobody on line "sales".
+        modem.send(b"\r\nRING\r\n\r\nDATE = 1123\r\nTIME = 1405\r\nNMBR = 0952326611\r\n\r\n"
+                   b"RING\r\n")
+        pop = koga.locator("#pop-area .pop")
+        pop.locator(".pop-name .name", has_text="佐賀 太郎").wait_for()
+        assert "耳が遠い方なので大きい声でお願いします" in pop.inner_text()
+        assert "0952-32-6611" in pop.inner_text()
+        assert yamada.locator("#pop-area .pop").count() == 0
+
+        # A call to extension 201 pops only there, never on 202's screen.
+        simulate(server.url, settings.server.secret_key, action="ring", number="0312345678",
+                 extension="201")
+        koga.locator("#pop-area .pop .name", has_text="北田 君子").wait_for()
+        time.sleep(0.5)
+        assert yamada.locator("#pop-area .pop").count() == 0
+
+        # Alt+Enter takes the newest ringing call and opens its customer monitor.
+        koga.keyboard.press("Alt+Enter")
+        koga.wait_for_url("**/customers/*")
+        assert koga.locator(".monitor-head .customer-name").inner_text() in ("北田 君子", "佐賀 太郎")
+        taken = koga.url
+        assert f"/customers/{taro}" in taken or "call=" in taken
+    finally:
+        modem.close()
+
+
+def test_broadcast_call_taken_by_first_closes_the_other_pop(
+    live_server_factory: Callable[..., Any],
+    new_page: Callable[[], Any],
+    make_staff: Callable[..., int],
+    database_url: str,
+    settings: Settings,
+) -> None:
+    cid = add_customer(database_url, "佐賀 太郎", "サガ タロウ", "0952-32-6611")
+    make_staff("koga", name="古賀 雅美", extension="201")
+    make_staff("yamada", name="山田 花子", extension="202")
+    server = live_server_factory()
+    koga, yamada = new_page(), new_page()
+    log_in(koga, server.url, "koga")
+    log_in(yamada, server.url, "yamada")
+    simulate(server.url, settings.server.secret_key, action="ring", number="0952-32-6611")
+    for page in (koga, yamada):
+        page.locator("#pop-area .pop .name", has_text="佐賀 太郎").wait_for()
+    yamada.locator("#pop-area .pop .take").click()
+    yamada.wait_for_url(f"**/customers/{cid}?call=*")
+    koga.locator("#pop-area .pop").wait_for(state="detached")
+    # 山田's monitor shows the call as 通話中 (the pop came back on the new page's socket)
+    yamada.locator("#pop-area .pop-answered").wait_for()
+    assert yamada.locator("#presence .presence-fixed").inner_text() == "通話中"
