@@ -8,6 +8,8 @@ from typing import Any
 
 from jinja2 import Template
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import PRESENCE_LABELS, Call
@@ -90,40 +92,49 @@ def close_pop(call_id: int) -> str:
     return f'<div id="pop-{call_id}" hx-swap-oob="delete"></div>'
 
 
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
 async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Delivery]:
-    call = await session.scalar(
-        select(Call).where(Call.source == event.source, Call.source_call_id == event.call_id)
+    """A ringing call: persist it, look the number up across every phone, pick the operators
+    (by extension, else every available operator of the line) and render the pop once."""
+    targets = await targets_for(session, extension=event.extension, line=event.line)
+    match = PhoneMatch("none", [])
+    if event.number:
+        match = await find_by_number(session, e164=event.number)
+    values: dict[str, Any] = {
+        "source": event.source,
+        "source_call_id": event.call_id,
+        "direction": event.direction,
+        "line": event.line,
+        "extension": event.extension or "",
+        "caller_raw": event.caller_raw[:64],
+        "caller_e164": event.number,
+        "withheld_reason": event.withheld,
+        "state": "ringing",
+        "match_kind": "many" if len(match.customer_ids) > 1 else match.kind,
+        "customer_id": match.customer_ids[0] if len(match.customer_ids) == 1 else None,
+        "started_at": event.at,
+        "targets": targets,
+    }
+    new_id = await session.scalar(
+        _insert(session)(Call)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source", "source_call_id"])
+        .returning(Call.id)
     )
-    new_targets = await targets_for(session, extension=event.extension, line=event.line)
-    match: PhoneMatch | None = None
-    if call is None:
-        call = Call(
-            source=event.source,
-            source_call_id=event.call_id,
-            direction=event.direction,
-            line=event.line,
-            extension=event.extension or "",
-            caller_raw=event.caller_raw[:64],
-            caller_e164=event.number,
-            withheld_reason=event.withheld,
-            state="ringing",
-            started_at=event.at,
-            targets=new_targets,
-        )
-        if event.number:
-            match = await find_by_number(session, e164=event.number)
-            call.match_kind = "many" if len(match.customer_ids) > 1 else match.kind
-            if len(match.customer_ids) == 1:
-                call.customer_id = match.customer_ids[0]
-        else:
-            call.match_kind = "none"
-        session.add(call)
-        await session.flush()
-        fresh = new_targets
+    if new_id is not None:
+        call = Call(id=new_id, answered_at=None, **values)  # transient: only rendered
+        fresh = targets
     else:
-        if call.state != "ringing":
+        # The same call ringing again, e.g. another extension of a ring group (AMI).
+        existing = await _find(session, event)
+        if existing is None or existing.state != "ringing":
             return []
-        fresh = [t for t in new_targets if t not in call.targets]
+        call = existing
+        fresh = [t for t in targets if t not in call.targets]
         call.targets = sorted({*call.targets, *fresh})
     if not fresh:
         return []

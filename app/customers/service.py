@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.audit.service import record
 from app.auth.models import Staff
@@ -88,6 +89,11 @@ class CustomerCard:
     last_response: tuple[dt.datetime, str, str] | None = None  # (at, category, content)
 
 
+def _ids_clause(column: Any, ids: list[int]) -> Any:
+    # One id (the usual pop) keeps the SQL text constant, so the driver prepares it once.
+    return column == ids[0] if len(ids) == 1 else column.in_(ids)
+
+
 def _interval_label(unit: str, n: int) -> str:
     if unit == "week":
         return f"{n}週ごと"
@@ -97,84 +103,111 @@ def _interval_label(unit: str, n: int) -> str:
 async def customer_cards(
     session: AsyncSession, *, customer_ids: list[int], detail: bool = True
 ) -> list[CustomerCard]:
-    """Summaries of these customers, in the given order; a fixed number of queries for any count.
+    """Summaries of these customers, in the given order.
 
-    ``detail=False`` gives only what a chooser lists (name, kana, code, address, rank, phones).
+    One query for any number of customers (phones aggregated, rank and 担当者 joined);
+    ``detail=True`` adds the last response to that query and two queries per customer (last
+    order with its lines, active subscriptions) — used for the one customer a pop shows in
+    full. ``detail=False`` gives what a chooser lists (name, kana, code, address, rank, phones).
     """
     if not customer_ids:
         return []
+    phone_item = (
+        cast(CustomerPhone.position, String)
+        + "|"
+        + CustomerPhone.e164
+        + "|"
+        + CustomerPhone.kind
+        + "|"
+        + CustomerPhone.raw
+    )
+    phones = (
+        select(func.aggregate_strings(phone_item, "\x1f"))
+        .where(CustomerPhone.customer_id == Customer.id)
+        .scalar_subquery()
+    )
+    columns: list[Any] = [Customer, Rank.name, Staff.name, phones]
+    if detail:
+        newest = aliased(Response)
+        last = (
+            select(newest.id)
+            .where(newest.customer_id == Customer.id)
+            .order_by(newest.responded_at.desc(), newest.id.desc())
+            .limit(1)
+            .correlate(Customer)
+            .scalar_subquery()
+        )
+        columns += [
+            select(col).where(Response.id == last).correlate(Customer).scalar_subquery()
+            for col in (Response.responded_at, Response.category, Response.content)
+        ]
     rows = (
         await session.execute(
-            select(Customer, Rank.name, Staff.name)
+            select(*columns)
             .outerjoin(Rank, Rank.id == Customer.rank_id)
             .outerjoin(Staff, Staff.id == Customer.staff_id)
-            .where(Customer.id.in_(customer_ids))
+            .where(_ids_clause(Customer.id, customer_ids))
         )
     ).all()
     cards: dict[int, CustomerCard] = {}
-    for c, rank_name, staff_name in rows:
-        cards[c.id] = CustomerCard(
+    for row in rows:
+        c: Customer = row[0]
+        card = cards[c.id] = CustomerCard(
             id=c.id,
             code=c.code,
             name=c.name,
             kana=c.kana,
             address=f"{c.prefecture}{c.city}{c.street}",
-            rank=rank_name or "",
+            rank=row[1] or "",
             alert=c.alert,
             has_karte=bool(c.karte),
-            staff_name=staff_name or "",
+            staff_name=row[2] or "",
         )
-    phones = await session.execute(
-        select(CustomerPhone.customer_id, CustomerPhone.e164, CustomerPhone.raw, CustomerPhone.kind)
-        .where(CustomerPhone.customer_id.in_(customer_ids))
-        .order_by(CustomerPhone.customer_id, CustomerPhone.position)
-    )
-    for cid, e164, raw, kind in phones:
-        cards[cid].phones.append((display_national(e164) or raw, PHONE_KINDS.get(kind, kind)))
+        items = sorted(
+            (item.split("|", 3) for item in (row[3] or "").split("\x1f") if item),
+            key=lambda parts: int(parts[0]),
+        )
+        card.phones = [
+            (display_national(e164) or raw, PHONE_KINDS.get(kind, kind))
+            for _pos, e164, kind, raw in items
+        ]
+        if detail and row[4] is not None:
+            at = row[4]
+            if isinstance(at, dt.datetime) and at.tzinfo is None:
+                at = at.replace(tzinfo=dt.UTC)
+            card.last_response = (at, row[5], row[6])
     if detail:
-        await _add_details(session, cards)
+        for card in cards.values():
+            await _add_details(session, card)
     return [cards[i] for i in customer_ids if i in cards]
 
 
-async def _add_details(session: AsyncSession, cards: dict[int, CustomerCard]) -> None:
-    ids = list(cards)
-    # Last order per customer: the newest received_on, then the highest id.
+async def _add_details(session: AsyncSession, card: CustomerCard) -> None:
+    """Last order with its lines and active subscriptions of one customer: two indexed queries
+    of constant text (prepared by the driver after a few calls)."""
+    cid = card.id
     last = (
-        select(
-            Order.id,
-            Order.customer_id,
-            func.row_number()
-            .over(
-                partition_by=Order.customer_id, order_by=(Order.received_on.desc(), Order.id.desc())
-            )
-            .label("rn"),
-        )
-        .where(Order.customer_id.in_(ids), Order.status != "cancelled")
+        select(Order.id, Order.received_on, Order.total)
+        .where(Order.customer_id == cid, Order.status != "cancelled")
+        .order_by(Order.received_on.desc(), Order.id.desc())
+        .limit(1)
         .subquery()
     )
-    order_rows = (
+    rows = (
         await session.execute(
-            select(Order.id, Order.customer_id, Order.received_on, Order.total)
-            .join(last, last.c.id == Order.id)
-            .where(last.c.rn == 1)
+            select(last.c.received_on, last.c.total, OrderLine.product_name, OrderLine.quantity)
+            .select_from(last)
+            .outerjoin(OrderLine, OrderLine.order_id == last.c.id)
+            .order_by(OrderLine.position)
         )
     ).all()
-    order_ids = [r.id for r in order_rows]
-    names: dict[int, list[str]] = defaultdict(list)
-    if order_ids:
-        for oid, pname, qty in await session.execute(
-            select(OrderLine.order_id, OrderLine.product_name, OrderLine.quantity)
-            .where(OrderLine.order_id.in_(order_ids))
-            .order_by(OrderLine.order_id, OrderLine.position)
-        ):
-            names[oid].append(f"{pname}×{qty}")
-    for r in order_rows:
-        cards[r.customer_id].last_order = (r.received_on, "、".join(names[r.id]), r.total)
+    if rows:
+        names = "、".join(f"{r.product_name}×{r.quantity}" for r in rows if r.product_name)
+        card.last_order = (rows[0].received_on, names, rows[0].total)
 
     subs = await session.execute(
         select(
             Subscription.id,
-            Subscription.customer_id,
             Subscription.interval_unit,
             Subscription.interval_n,
             Subscription.next_date,
@@ -183,37 +216,16 @@ async def _add_details(session: AsyncSession, cards: dict[int, CustomerCard]) ->
         )
         .join(SubscriptionItem, SubscriptionItem.subscription_id == Subscription.id)
         .join(Product, Product.id == SubscriptionItem.product_id)
-        .where(Subscription.customer_id.in_(ids), Subscription.status == "active")
-        .order_by(Subscription.customer_id, Subscription.id, SubscriptionItem.id)
+        .where(Subscription.customer_id == cid, Subscription.status == "active")
+        .order_by(Subscription.id, SubscriptionItem.id)
     )
     by_sub: dict[int, SubscriptionLine] = {}
-    for sid, cid, unit, n, next_date, pname, qty in subs:
+    for sid, unit, n, next_date, pname, qty in subs:
         line = by_sub.get(sid)
         if line is None:
             line = by_sub[sid] = SubscriptionLine("", _interval_label(unit, n), next_date)
-            cards[cid].subscriptions.append(line)
+            card.subscriptions.append(line)
         line.products = "、".join(p for p in (line.products, f"{pname}×{qty}") if p)
-
-    last_resp = (
-        select(
-            Response.id,
-            func.row_number()
-            .over(
-                partition_by=Response.customer_id,
-                order_by=(Response.responded_at.desc(), Response.id.desc()),
-            )
-            .label("rn"),
-        )
-        .where(Response.customer_id.in_(ids))
-        .subquery()
-    )
-    for rcid, at, category, content in await session.execute(
-        select(Response.customer_id, Response.responded_at, Response.category, Response.content)
-        .join(last_resp, last_resp.c.id == Response.id)
-        .where(last_resp.c.rn == 1)
-    ):
-        if rcid is not None:
-            cards[rcid].last_response = (at, category, content)
 
 
 class CustomerInputError(ValueError):

@@ -1,0 +1,405 @@
+"""Screen-pop latency: caller-ID bytes in at the source → pop frame at the operator's websocket.
+
+Run by hand (not in CI), on PostgreSQL and Redis:
+
+    .venv/bin/python -m bench.screen_pop --customers 1000000 --operators 200 --calls 2000
+
+It starts ``yebisu serve`` (real uvicorn, in-process bridge publishing through a Redis stream)
+with a modem source on a socat pty, connects ``--operators`` logged-in websocket clients, then
+injects calls at a steady rate two ways:
+
+* ``pty``: Hayes caller-ID bytes written to the device side of the pty (modem line, whose
+  ``--modem-operators`` operators all get the pop: the modem cannot tell the extension);
+* ``parser``: Asterisk AMI bytes (Newchannel + DialBegin to one operator's extension) fed to the
+  AMI parser in this process, its events published to the same Redis stream.
+
+In the same run it measures the floor: one indexed psycopg look-up + one render of the pop-up
+template + one Redis publish→receive + one websocket send→receive. The last line printed is a
+JSON object with p50_ms, p99_ms, max_ms, floor_p50_ms, ratio_p50 (and per-mode figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis.asyncio as aioredis
+import serial
+import websockets
+
+from bench.common import (
+    DEFAULT_URL,
+    Server,
+    as_ms,
+    free_port,
+    login_cookie,
+    pg_dsn,
+    prepare_database,
+    show,
+    summary,
+)
+from cti_bridge.bus import RedisBus
+from cti_bridge.numbers import dialable, display_national
+from cti_bridge.sources.ami import AmiCallTracker, AmiFramer
+
+PASSWORD = "bench-password"
+CALLER_RE = re.compile(r'class="pop-caller[^"]*">([^<]+)<')
+
+
+async def ensure_operators(url: str, n: int, modem_ops: int) -> list[tuple[str, str, str]]:
+    """Staff bench_op_NNN with extension 5NNN; the first ``modem_ops`` on line "modem"."""
+    from sqlalchemy import select
+
+    from app.auth.models import Staff
+    from app.auth.service import create_staff
+    from app.db import make_engine, make_sessionmaker, transaction
+
+    engine = make_engine(url)
+    out = []
+    try:
+        async with transaction(make_sessionmaker(engine)) as s:
+            have = set((await s.scalars(select(Staff.login))).all())
+            for i in range(n):
+                login = f"bench_op_{i:03d}"
+                ext = f"{5000 + i}"
+                line = "modem" if i < modem_ops else "main"
+                if login not in have:
+                    await create_staff(
+                        s,
+                        login=login,
+                        name=f"ベンチ {i:03d}",
+                        password=PASSWORD,
+                        extension=ext,
+                        line=line,
+                    )
+                out.append((login, ext, line))
+    finally:
+        await engine.dispose()
+    return out
+
+
+def sample_numbers(url: str, n: int) -> list[str]:
+    with psycopg.connect(pg_dsn(url)) as conn:
+        total = conn.execute("SELECT count(*) FROM customer_phones").fetchone()
+        pct = min(100.0, 400.0 * n / max(1, total[0] if total else 1))
+        rows = conn.execute(
+            f"SELECT DISTINCT e164 FROM customer_phones TABLESAMPLE SYSTEM ({pct:.4f}) LIMIT %s",
+            (n * 2,),
+        ).fetchall()
+    numbers = [r[0] for r in rows]
+    random.Random(7).shuffle(numbers)
+    if len(numbers) < n:
+        raise SystemExit(f"only {len(numbers)} phone numbers sampled; need {n}")
+    return numbers[:n]
+
+
+class Clients:
+    """Operators' websocket clients recording when each pop frame arrives."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, float] = {}  # caller display → time the bytes went in
+        self.latencies: list[float] = []
+        self.frames = 0
+        self.conns: list[Any] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def connect(self, ws_url: str, cookie: str) -> None:
+        conn = await websockets.connect(
+            ws_url, additional_headers={"Cookie": cookie}, max_size=2**22
+        )
+        self.conns.append(conn)
+        self.tasks.append(asyncio.create_task(self._recv(conn)))
+
+    async def _recv(self, conn: Any) -> None:
+        try:
+            async for frame in conn:
+                now = time.perf_counter()
+                if 'hx-swap-oob="afterbegin"' not in frame:
+                    continue
+                m = CALLER_RE.search(frame)
+                if m is None:
+                    continue
+                t0 = self.pending.get(m.group(1))
+                if t0 is not None:
+                    self.latencies.append(now - t0)
+                    self.frames += 1
+        except websockets.ConnectionClosed:
+            return
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for c in self.conns:
+            await c.close()
+
+
+def ami_bytes(seq: int, number: str, extension: str) -> bytes:
+    uid = f"1800000000.{seq}"
+    chan = f"PJSIP/trunk-{seq:08x}"
+    common = (
+        f"Channel: {chan}\r\nChannelState: 4\r\nChannelStateDesc: Ring\r\n"
+        f"CallerIDNum: {number}\r\nCallerIDName: <unknown>\r\nContext: from-trunk\r\n"
+        f"Exten: 0501234567\r\nPriority: 1\r\nUniqueid: {uid}\r\nLinkedid: {uid}\r\n"
+    )
+    return (
+        f"Event: Newchannel\r\nPrivilege: call,all\r\n{common}\r\n"
+        f"Event: DialBegin\r\nPrivilege: call,all\r\n{common}"
+        f"DestChannel: PJSIP/{extension}-{seq:08x}\r\nDestChannelState: 0\r\n"
+        f"DestCallerIDNum: {extension}\r\nDestUniqueid: 1800000000.{seq}9\r\n"
+        f"DestLinkedid: {uid}\r\nDialString: {extension}\r\n\r\n"
+    ).encode()
+
+
+async def floor(url: str, redis_url: str, numbers: list[str], n: int) -> list[float]:
+    """Indexed look-up + pop render + Redis hop + websocket send, measured back to back."""
+    from app.calls.models import Call
+    from app.calls.service import _pop_context
+    from app.db import make_engine, make_sessionmaker
+    from app.web import templates
+
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        sample = Call(
+            id=1,
+            source="bench",
+            source_call_id="x",
+            line="main",
+            extension="5000",
+            caller_raw=numbers[0],
+            caller_e164=numbers[0],
+            state="ringing",
+            started_at=__import__("app.db", fromlist=["utcnow"]).utcnow(),
+            targets=[],
+        )
+        ctx = await _pop_context(session, sample)
+    await engine.dispose()
+    template = templates.env.get_template("calls/_pop.html")
+
+    received: asyncio.Queue[float] = asyncio.Queue()
+
+    async def handler(ws: Any) -> None:
+        async for _msg in ws:
+            pass
+
+    server = await websockets.serve(handler, "127.0.0.1", 0)
+    port = next(iter(server.sockets)).getsockname()[1]
+    client = await websockets.connect(f"ws://127.0.0.1:{port}", max_size=2**22)
+    server_conn: Any = None
+    for c in server.connections:
+        server_conn = c
+
+    async def reader() -> None:
+        async for _frame in client:
+            received.put_nowait(time.perf_counter())
+
+    rtask = asyncio.create_task(reader())
+    r = aioredis.from_url(redis_url)
+    pubsub = r.pubsub()
+    channel = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    await pubsub.subscribe(channel)
+    await pubsub.get_message(timeout=1)
+    out = []
+    async with await psycopg.AsyncConnection.connect(pg_dsn(url)) as conn:
+        for i in range(n):
+            number = numbers[i % len(numbers)]
+            t0 = time.perf_counter()
+            cur = await conn.execute(
+                "SELECT DISTINCT customer_id FROM customer_phones WHERE e164 = %s LIMIT 20",
+                (number,),
+            )
+            await cur.fetchall()
+            html = template.render(**ctx, insert=True)
+            await r.publish(channel, html)
+            while (await pubsub.get_message(timeout=1)) is None:
+                pass
+            await server_conn.send(html)
+            await received.get()
+            out.append(time.perf_counter() - t0)
+    rtask.cancel()
+    await client.close()
+    server.close()
+    await pubsub.aclose()
+    await r.aclose()
+    return out
+
+
+async def run(args: argparse.Namespace, server: Server, peer: Path, prefix: str) -> dict[str, Any]:
+    operators = await ensure_operators(args.database_url, args.operators, args.modem_operators)
+    numbers = sample_numbers(args.database_url, 2 * (args.calls + args.warmup) + 10)
+    port = server.port
+    clients = Clients()
+    device = serial.Serial(str(peer), timeout=0)
+    try:
+        print(f"logging in {len(operators)} operators …", flush=True)
+        loop = asyncio.get_running_loop()
+        cookies = await asyncio.gather(
+            *(
+                loop.run_in_executor(None, login_cookie, server.url, login, PASSWORD, ext)
+                for login, ext, _line in operators
+            )
+        )
+        for cookie in cookies:
+            await clients.connect(f"ws://127.0.0.1:{port}/ws", cookie)
+        await asyncio.sleep(1.0)
+        interval = 1.0 / args.rate
+        results: dict[str, list[float]] = {}
+
+        # 1. bytes into the serial pty (modem line: every operator of that line gets it)
+        clients.latencies = []
+        for i in range(args.warmup + args.calls):
+            number = numbers[i]
+            if i == args.warmup:
+                clients.latencies = []
+            clients.pending[display_national(number)] = time.perf_counter()
+            device.write(
+                f"DATE = 1123\r\nTIME = 1405\r\nNMBR = {dialable(number)}\r\n\r\nRING\r\n".encode()
+            )
+            await asyncio.sleep(interval)
+        await asyncio.sleep(1.0)
+        results["pty"] = list(clients.latencies)
+
+        # 2. AMI bytes at the parser boundary → Redis stream → app (one operator's extension)
+        bus = RedisBus(args.redis_url, prefix=prefix)
+        framer = AmiFramer()
+        tracker = AmiCallTracker("asterisk", "main")
+        main_ops = [ext for _l, ext, line in operators if line == "main"] or ["5000"]
+        rng = random.Random(3)
+        clients.latencies = []
+        base = args.warmup + args.calls
+        for i in range(args.warmup + args.calls):
+            number = numbers[base + i]
+            if i == args.warmup:
+                clients.latencies = []
+            ext = rng.choice(main_ops)
+            t0 = time.perf_counter()
+            clients.pending[display_national(number)] = t0
+            messages, _rest = framer.feed(ami_bytes(i + 1, dialable(number), ext))
+            for msg in messages:
+                for event in tracker.handle(msg):
+                    await bus.publish(event)
+            await asyncio.sleep(interval)
+        await asyncio.sleep(1.0)
+        results["parser"] = list(clients.latencies)
+        await bus.close()
+
+        print("measuring the floor …", flush=True)
+        results["floor"] = await floor(args.database_url, args.redis_url, numbers, args.calls)
+    finally:
+        await clients.close()
+        device.close()
+    return results
+
+
+def start_pty_and_server(args: argparse.Namespace, workdir: Path) -> tuple[Any, Server, Path, str]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    socat = shutil.which("socat")
+    if socat is None:
+        raise SystemExit("socat is needed (apt-get install socat)")
+    dev, peer = workdir / "ttyBRIDGE", workdir / "ttyDEVICE"
+    socat_proc = subprocess.Popen(
+        [socat, f"pty,raw,echo=0,link={dev}", f"pty,raw,echo=0,link={peer}"],
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if dev.exists() and peer.exists():
+            break
+        time.sleep(0.05)
+    sources = [
+        {
+            "kind": "modem",
+            "name": "modem",
+            "port": str(dev),
+            "line": "modem",
+            "init": [],
+            "ring_end_s": 30.0,
+        }
+    ]
+    port = free_port()
+    server = Server(
+        {
+            "YEBISU_DATABASE_URL": args.database_url,
+            "YEBISU_REDIS_URL": args.redis_url,
+            "YEBISU_REDIS_CHANNEL_PREFIX": prefix,
+            "YEBISU_SERVER_SECRET_KEY": "bench-" + uuid.uuid4().hex,
+            "YEBISU_SERVER_LOG_LEVEL": "warning",
+            "YEBISU_CTI_SOURCES": json.dumps(sources),
+            "YEBISU_DATABASE_POOL_SIZE": "10",
+        },
+        port,
+        workdir / "server.log",
+    )
+    return socat_proc, server, peer, prefix
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--customers", type=int, default=100_000)
+    p.add_argument("--operators", type=int, default=200)
+    p.add_argument(
+        "--modem-operators",
+        type=int,
+        default=4,
+        help="operators on the modem's line (each modem call pops for all of them)",
+    )
+    p.add_argument("--calls", type=int, default=2000, help="calls per injection mode")
+    p.add_argument("--rate", type=float, default=50.0, help="calls per second")
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--database-url", default=DEFAULT_URL)
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--fresh", action="store_true", help="regenerate the demo data")
+    args = p.parse_args()
+    if not args.database_url.startswith("postgresql+psycopg://"):
+        raise SystemExit("--database-url must be postgresql+psycopg://…")
+    prepare_database(args.database_url, args.customers, fresh=args.fresh)
+    with tempfile.TemporaryDirectory() as tmp:
+        socat_proc, server, peer, prefix = start_pty_and_server(args, Path(tmp))
+        try:
+            results = asyncio.run(run(args, server, peer, prefix))
+        finally:
+            server.stop()
+            socat_proc.terminate()
+    pty, parser, fl = (summary(as_ms(results[k])) for k in ("pty", "parser", "floor"))
+    both = summary(as_ms(results["pty"] + results["parser"]))
+    print()
+    show("pty bytes → pop frame", pty)
+    show("AMI parser → pop frame", parser)
+    show("all", both)
+    show("floor (lookup+render+redis+ws)", fl)
+    ratio = both["p50"] / fl["p50"] if fl["p50"] else float("nan")
+    print(f"ratio p50 / floor p50 = {ratio:.2f}")
+    print(
+        json.dumps(
+            {
+                "p50_ms": round(both["p50"], 3),
+                "p99_ms": round(both["p99"], 3),
+                "max_ms": round(both["max"], 3),
+                "floor_p50_ms": round(fl["p50"], 3),
+                "floor_p99_ms": round(fl["p99"], 3),
+                "ratio_p50": round(ratio, 2),
+                "pty_p50_ms": round(pty["p50"], 3),
+                "pty_p99_ms": round(pty["p99"], 3),
+                "parser_p50_ms": round(parser["p50"], 3),
+                "parser_p99_ms": round(parser["p99"], 3),
+                "frames": both["n"],
+                "customers": args.customers,
+                "operators": args.operators,
+            }
+        )
+    )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
