@@ -222,7 +222,10 @@ def cmd_bridge(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _run(run_bridge_process(settings))
+    try:
+        _run(run_bridge_process(settings))
+    except asyncio.CancelledError:  # SIGTERM / SIGINT: a clean stop
+        pass
     return 0
 
 

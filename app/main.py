@@ -22,7 +22,7 @@ from app.config import Settings, load_settings, resolve_secret_key
 from app.cti_runtime import CtiRuntime
 from app.cti_runtime import routes as cti_routes
 from app.customers import routes as customers_routes
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_sessionmaker, transaction
 from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
 from app.security import AuthMiddleware, CSRFMiddleware
@@ -44,7 +44,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     hub.register(staff.id, ws)
 
     async def replay() -> list[str]:
-        async with app.state.sessionmaker() as session:
+        async with transaction(app.state.sessionmaker) as session:
             return await pops_for(
                 session, staff_id=staff.id, ring_timeout_s=app.state.settings.cti.ring_timeout_s
             )

@@ -19,6 +19,8 @@ import pytest
 
 from app.config import Settings, load_settings
 
+pytest_plugins = ["tests.devices"]
+
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("YEBISU_TEST_BACKEND", "sqlite")
 IN_CI = os.environ.get("CI") == "true"

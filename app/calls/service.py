@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import PRESENCE_LABELS, Call
-from app.calls.presence import set_presence, targets_for
+from app.calls.presence import get_presence, set_presence, targets_for
 from app.customers.service import CustomerCard, PhoneMatch, customer_cards, find_by_number
 from app.db import utcnow
 from app.responses.models import Action, Response
@@ -312,9 +312,11 @@ async def handle_event(session: AsyncSession, *, event: CallEvent) -> list[Deliv
 
 
 async def pops_for(session: AsyncSession, *, staff_id: int, ring_timeout_s: int) -> list[str]:
-    """Fragments a (re)connecting tab should show: calls still ringing for this operator and
-    calls they are on."""
+    """Fragments a (re)connecting tab should show: calls still ringing for this operator —
+    including calls that started ringing on their extension or line before they logged in —
+    and calls they are on. The caller commits (late joiners become targets of the call)."""
     since = utcnow() - dt.timedelta(seconds=ring_timeout_s)
+    presence = await get_presence(session, staff_id=staff_id)
     ringing = (
         await session.scalars(
             select(Call)
@@ -327,9 +329,24 @@ async def pops_for(session: AsyncSession, *, staff_id: int, ring_timeout_s: int)
             select(Call).where(Call.state == "answered", Call.staff_id == staff_id)
         )
     ).all()
+
+    def rings_for_me(call: Call) -> bool:
+        if staff_id in call.targets:
+            return True
+        if presence is None or presence.state == "offline":
+            return False
+        if call.extension:
+            return call.extension == presence.extension
+        return call.line == presence.line and presence.state == "available"
+
     out = []
-    for call in [*active, *(c for c in ringing if staff_id in c.targets)]:
+    for call in active:
         out.append(await render_pop(session, call))
+    for call in ringing:
+        if rings_for_me(call):
+            if staff_id not in call.targets:
+                call.targets = sorted({*call.targets, staff_id})
+            out.append(await render_pop(session, call))
     return out
 
 

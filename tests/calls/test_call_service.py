@@ -234,3 +234,20 @@ async def test_repeated_ringing_event_does_not_pop_twice(
     # the same call ringing another extension (a ring group) pops there too
     out = await apply(maker, ringing("c13", "+81312345678", ext="202"))
     assert out[0].staff_ids == [world["b"]]
+
+
+async def test_operator_who_logs_in_while_a_line_call_rings_gets_it(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    async with transaction(maker) as s:
+        await set_presence(s, staff_id=world["b"], state="offline")
+    out = await apply(maker, ringing("c14", "+81312345678"))
+    assert out[0].staff_ids == [world["a"]]
+    async with transaction(maker) as s:  # 山田 logs in (available on line main)
+        await set_presence(s, staff_id=world["b"], state="available", extension="202")
+    async with transaction(maker) as s:
+        pops = await service.pops_for(s, staff_id=world["b"], ring_timeout_s=60)
+    assert len(pops) == 1 and "北田 君子" in pops[0]
+    async with maker() as s:
+        call = (await s.scalars(select(Call))).one()
+    assert call.targets == [world["a"], world["b"]]  # so the taker's answer closes it for both
