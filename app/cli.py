@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
@@ -222,10 +223,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
+    with contextlib.suppress(asyncio.CancelledError):  # SIGTERM / SIGINT: a clean stop
         _run(run_bridge_process(settings))
-    except asyncio.CancelledError:  # SIGTERM / SIGINT: a clean stop
-        pass
     return 0
 
 
