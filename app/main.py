@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.admin import routes as admin_routes
 from app.auth import routes as auth_routes
 from app.calls import routes as calls_routes
 from app.calls.service import pops_for
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
         *calls_routes.routes,
         *customers_routes.routes,
         *cti_routes,
+        *admin_routes.routes,
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]

@@ -89,7 +89,7 @@ SECTIONS: tuple[Section, ...] = (
         "管理",
         "/admin",
         ("admin",),
-        False,
+        True,
         "ログインユーザー、監査ログ、CTI 接続状態の管理。",
     ),
 )

@@ -105,6 +105,16 @@ def test_role_checks(
         assert r.status_code == 403 and "権限がありません" in r.text
 
 
+def test_admin_sees_cti_sources_staff_and_audit_log(
+    client: Any, make_staff: Callable[..., int]
+) -> None:
+    make_staff("adm", role="admin", name="管理 太郎")
+    login(client, "adm")
+    page = client.get("/admin").text
+    assert "CTI 接続状態" in page and "simulator" in page
+    assert "管理 太郎" in page and "login" in page
+
+
 def test_unbuilt_sections_say_so(client: Any, make_staff: Callable[..., int]) -> None:
     make_staff("adm", role="admin")
     login(client, "adm")
