@@ -86,10 +86,11 @@ class CtiRuntime:
         return self.bridge.simulator() if self.bridge is not None else None
 
     async def handle(self, event: CallEvent) -> None:
-        """Apply one event in one transaction, then push its fragments."""
+        """Apply one event in one transaction; its fragments are pushed just before the commit
+        (the pop is what the operator waits for; a failed commit is logged and raised)."""
         async with transaction(self.sessionmaker) as session:
             deliveries = await handle_event(session, event=event)
-        await self._deliver(deliveries)
+            await self._deliver(deliveries)
 
     async def _deliver(self, deliveries: list[Delivery]) -> None:
         for d in deliveries:

@@ -71,8 +71,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEn
             cur.close()
 
         return engine
+    # No pre-ping (a round trip per checkout on the hot path): connections are recycled, and
+    # a connection found dead invalidates the pool so the next checkout reconnects.
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 

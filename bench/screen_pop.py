@@ -157,7 +157,7 @@ def ami_bytes(seq: int, number: str, extension: str) -> bytes:
         f"Event: Newchannel\r\nPrivilege: call,all\r\n{common}\r\n"
         f"Event: DialBegin\r\nPrivilege: call,all\r\n{common}"
         f"DestChannel: PJSIP/{extension}-{seq:08x}\r\nDestChannelState: 0\r\n"
-        f"DestCallerIDNum: {extension}\r\nDestUniqueid: 1800000000.{seq}9\r\n"
+        f"DestCallerIDNum: {extension}\r\nDestUniqueid: 1900000000.{seq}\r\n"
         f"DestLinkedid: {uid}\r\nDialString: {extension}\r\n\r\n"
     ).encode()
 
@@ -353,8 +353,8 @@ def main() -> None:
         default=4,
         help="operators on the modem's line (each modem call pops for all of them)",
     )
-    p.add_argument("--calls", type=int, default=2000, help="calls per injection mode")
-    p.add_argument("--rate", type=float, default=50.0, help="calls per second")
+    p.add_argument("--calls", type=int, default=1000, help="calls per injection mode")
+    p.add_argument("--rate", type=float, default=10.0, help="calls per second")
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--database-url", default=DEFAULT_URL)
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import PRESENCE_LABELS, Presence
@@ -41,12 +41,20 @@ async def get_presence(session: AsyncSession, *, staff_id: int) -> Presence | No
     return await session.get(Presence, staff_id)
 
 
+_BY_EXTENSION_SQL = text(
+    "SELECT staff_id FROM presence WHERE extension = :extension AND state <> 'offline' "
+    "ORDER BY staff_id"
+)
+_BY_LINE_SQL = text(
+    "SELECT staff_id FROM presence WHERE line = :line AND state = 'available' ORDER BY staff_id"
+)
+
+
 async def targets_for(session: AsyncSession, *, extension: str | None, line: str) -> list[int]:
     """Who a ringing call pops for: the operator of the ringing extension, or, when the source
     cannot tell the extension, every available operator of the line."""
-    q = select(Presence.staff_id)
     if extension:
-        q = q.where(Presence.extension == extension, Presence.state != "offline")
+        rows = await session.scalars(_BY_EXTENSION_SQL, {"extension": extension})
     else:
-        q = q.where(Presence.line == line, Presence.state == "available")
-    return sorted((await session.scalars(q)).all())
+        rows = await session.scalars(_BY_LINE_SQL, {"line": line})
+    return list(rows.all())

@@ -7,21 +7,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import Date, Integer, String, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.audit.service import record
-from app.auth.models import Staff
 from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, CustomerPhone
-from app.masters.models import Product, Rank
-from app.orders.models import Order, OrderLine
-from app.responses.models import Response
-from app.subscriptions.models import Subscription, SubscriptionItem
+from app.db import UTCDateTime
 from cti_bridge.numbers import display_national, last8, normalise_stored
-
-MAX_CANDIDATES = 20
 
 PHONE_KINDS = {
     "home": "自宅",
@@ -40,26 +33,37 @@ class PhoneMatch:
     customer_ids: list[int]
 
 
+_BY_E164_SQL = text(
+    """
+    SELECT DISTINCT p.customer_id FROM customer_phones p
+    JOIN customers c ON c.id = p.customer_id
+    WHERE p.e164 = :number AND c.merged_into_id IS NULL
+    ORDER BY p.customer_id LIMIT 20
+    """
+)
+_BY_LAST8_SQL = text(
+    """
+    SELECT DISTINCT p.customer_id FROM customer_phones p
+    JOIN customers c ON c.id = p.customer_id
+    WHERE p.last8 = :last8 AND c.merged_into_id IS NULL
+    ORDER BY p.customer_id LIMIT 20
+    """
+)
+
+
 async def find_by_number(session: AsyncSession, *, e164: str) -> PhoneMatch:
     """Every active customer with this number on any of their phones (exact E.164 match first,
     then the last 8 digits, flagged as a partial match)."""
     if not e164:
         return PhoneMatch("none", [])
-    base = (
-        select(CustomerPhone.customer_id)
-        .join(Customer, Customer.id == CustomerPhone.customer_id)
-        .where(Customer.merged_into_id.is_(None))
-        .distinct()
-        .limit(MAX_CANDIDATES)
-    )
-    ids = list((await session.scalars(base.where(CustomerPhone.e164 == e164))).all())
+    ids = list((await session.scalars(_BY_E164_SQL, {"number": e164})).all())
     if ids:
-        return PhoneMatch("exact", sorted(ids))
+        return PhoneMatch("exact", ids)
     tail = last8(e164)
     if len(tail) == 8:
-        ids = list((await session.scalars(base.where(CustomerPhone.last8 == tail))).all())
+        ids = list((await session.scalars(_BY_LAST8_SQL, {"last8": tail})).all())
         if ids:
-            return PhoneMatch("partial", sorted(ids))
+            return PhoneMatch("partial", ids)
     return PhoneMatch("none", [])
 
 
@@ -100,82 +104,180 @@ def _interval_label(unit: str, n: int) -> str:
     return "毎月" if n == 1 else f"{n}ヶ月ごと"
 
 
+# The pop-up's queries are on the hot path (caller ID → pop): prebuilt, constant-text SQL with
+# typed result columns, so neither statement building nor the server's planner (the driver
+# prepares repeated statements) costs anything per call.
+_CARDS_SQL = text(
+    """
+    SELECT c.id, c.code, c.name, c.kana, c.prefecture, c.city, c.street, c.alert,
+           c.karte, r.name AS rank_name, s.name AS staff_name
+    FROM customers c
+    LEFT JOIN ranks r ON r.id = c.rank_id
+    LEFT JOIN staff s ON s.id = c.staff_id
+    WHERE c.id IN :ids
+    """
+).bindparams(bindparam("ids", expanding=True))
+_PHONES_SQL = text(
+    """
+    SELECT customer_id, e164, raw, kind FROM customer_phones
+    WHERE customer_id IN :ids ORDER BY customer_id, position
+    """
+).bindparams(bindparam("ids", expanding=True))
+_LAST_ORDER_SQL = text(
+    """
+    SELECT o.received_on, o.total, l.product_name, l.quantity
+    FROM (SELECT id, received_on, total FROM orders
+          WHERE customer_id = :cid AND status <> 'cancelled'
+          ORDER BY received_on DESC, id DESC LIMIT 1) o
+    LEFT JOIN order_lines l ON l.order_id = o.id
+    ORDER BY l.position
+    """
+).columns(received_on=Date(), total=Integer(), product_name=String(), quantity=Integer())
+_SUBS_SQL = text(
+    """
+    SELECT s.id, s.interval_unit, s.interval_n, s.next_date, p.name, i.quantity
+    FROM subscriptions s
+    JOIN subscription_items i ON i.subscription_id = s.id
+    JOIN products p ON p.id = i.product_id
+    WHERE s.customer_id = :cid AND s.status = 'active'
+    ORDER BY s.id, i.id
+    """
+).columns(
+    id=Integer(),
+    interval_unit=String(),
+    interval_n=Integer(),
+    next_date=Date(),
+    name=String(),
+    quantity=Integer(),
+)
+_LAST_RESPONSE_SQL = text(
+    """
+    SELECT responded_at, category, content FROM responses
+    WHERE customer_id = :cid ORDER BY responded_at DESC, id DESC LIMIT 1
+    """
+).columns(responded_at=UTCDateTime(), category=String(), content=String())
+
+
+# PostgreSQL: the whole card of one customer in one round trip.
+_CARD_PG_SQL = text(
+    """
+    SELECT c.id, c.code, c.name, c.kana, c.prefecture, c.city, c.street, c.alert, c.karte,
+           r.name AS rank_name, s.name AS staff_name,
+           (SELECT string_agg(p.e164 || chr(31) || p.raw || chr(31) || p.kind, chr(30)
+                              ORDER BY p.position)
+              FROM customer_phones p WHERE p.customer_id = c.id) AS phones,
+           lo.received_on, lo.total,
+           (SELECT string_agg(l.product_name || '×' || l.quantity, '、' ORDER BY l.position)
+              FROM order_lines l WHERE l.order_id = lo.id) AS order_lines,
+           (SELECT string_agg(sb.id || chr(31) || sb.interval_unit || chr(31) || sb.interval_n
+                              || chr(31) || coalesce(sb.next_date::text, '') || chr(31)
+                              || pr.name || '×' || si.quantity, chr(30) ORDER BY sb.id, si.id)
+              FROM subscriptions sb
+              JOIN subscription_items si ON si.subscription_id = sb.id
+              JOIN products pr ON pr.id = si.product_id
+             WHERE sb.customer_id = c.id AND sb.status = 'active') AS subs,
+           lr.responded_at, lr.category, lr.content
+    FROM customers c
+    LEFT JOIN ranks r ON r.id = c.rank_id
+    LEFT JOIN staff s ON s.id = c.staff_id
+    LEFT JOIN LATERAL (SELECT id, received_on, total FROM orders
+                        WHERE customer_id = c.id AND status <> 'cancelled'
+                        ORDER BY received_on DESC, id DESC LIMIT 1) lo ON true
+    LEFT JOIN LATERAL (SELECT responded_at, category, content FROM responses
+                        WHERE customer_id = c.id
+                        ORDER BY responded_at DESC, id DESC LIMIT 1) lr ON true
+    WHERE c.id = :cid
+    """
+).columns(
+    id=Integer(),
+    code=String(),
+    name=String(),
+    kana=String(),
+    prefecture=String(),
+    city=String(),
+    street=String(),
+    alert=String(),
+    karte=String(),
+    rank_name=String(),
+    staff_name=String(),
+    phones=String(),
+    received_on=Date(),
+    total=Integer(),
+    order_lines=String(),
+    subs=String(),
+    responded_at=UTCDateTime(),
+    category=String(),
+    content=String(),
+)
+
+
+async def _card_pg(session: AsyncSession, cid: int) -> CustomerCard | None:
+    row = (await session.execute(_CARD_PG_SQL, {"cid": cid})).first()
+    if row is None:
+        return None
+    card = CustomerCard(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        kana=row.kana,
+        address=f"{row.prefecture}{row.city}{row.street}",
+        rank=row.rank_name or "",
+        alert=row.alert,
+        has_karte=bool(row.karte),
+        staff_name=row.staff_name or "",
+    )
+    for item in (row.phones or "").split("\x1e"):
+        if item:
+            e164, raw, kind = item.split("\x1f")
+            card.phones.append((display_national(e164) or raw, PHONE_KINDS.get(kind, kind)))
+    if row.received_on is not None:
+        card.last_order = (row.received_on, row.order_lines or "", row.total)
+    by_sub: dict[str, SubscriptionLine] = {}
+    for item in (row.subs or "").split("\x1e"):
+        if not item:
+            continue
+        sid, unit, n, next_date, product = item.split("\x1f")
+        line = by_sub.get(sid)
+        if line is None:
+            day = dt.date.fromisoformat(next_date) if next_date else None
+            line = by_sub[sid] = SubscriptionLine("", _interval_label(unit, int(n)), day)
+            card.subscriptions.append(line)
+        line.products = "、".join(p for p in (line.products, product) if p)
+    if row.responded_at is not None:
+        card.last_response = (row.responded_at, row.category, row.content)
+    return card
+
+
 async def customer_cards(
     session: AsyncSession, *, customer_ids: list[int], detail: bool = True
 ) -> list[CustomerCard]:
     """Summaries of these customers, in the given order.
 
-    One query for any number of customers (phones aggregated, rank and 担当者 joined);
-    ``detail=True`` adds the last response to that query and two queries per customer (last
-    order with its lines, active subscriptions) — used for the one customer a pop shows in
-    full. ``detail=False`` gives what a chooser lists (name, kana, code, address, rank, phones).
+    Two queries for any number of customers; ``detail=True`` adds three per customer (last
+    order with its lines, active subscriptions, last response) — used for the one customer a
+    pop shows in full. ``detail=False`` gives what a chooser lists (name, kana, code,
+    address, rank, phones).
     """
     if not customer_ids:
         return []
-    phone_item = (
-        cast(CustomerPhone.position, String)
-        + "|"
-        + CustomerPhone.e164
-        + "|"
-        + CustomerPhone.kind
-        + "|"
-        + CustomerPhone.raw
-    )
-    phones = (
-        select(func.aggregate_strings(phone_item, "\x1f"))
-        .where(CustomerPhone.customer_id == Customer.id)
-        .scalar_subquery()
-    )
-    columns: list[Any] = [Customer, Rank.name, Staff.name, phones]
-    if detail:
-        newest = aliased(Response)
-        last = (
-            select(newest.id)
-            .where(newest.customer_id == Customer.id)
-            .order_by(newest.responded_at.desc(), newest.id.desc())
-            .limit(1)
-            .correlate(Customer)
-            .scalar_subquery()
-        )
-        columns += [
-            select(col).where(Response.id == last).correlate(Customer).scalar_subquery()
-            for col in (Response.responded_at, Response.category, Response.content)
-        ]
-    rows = (
-        await session.execute(
-            select(*columns)
-            .outerjoin(Rank, Rank.id == Customer.rank_id)
-            .outerjoin(Staff, Staff.id == Customer.staff_id)
-            .where(_ids_clause(Customer.id, customer_ids))
-        )
-    ).all()
+    if detail and len(customer_ids) == 1 and session.get_bind().dialect.name == "postgresql":
+        one = await _card_pg(session, customer_ids[0])
+        return [one] if one is not None else []
     cards: dict[int, CustomerCard] = {}
-    for row in rows:
-        c: Customer = row[0]
-        card = cards[c.id] = CustomerCard(
-            id=c.id,
-            code=c.code,
-            name=c.name,
-            kana=c.kana,
-            address=f"{c.prefecture}{c.city}{c.street}",
-            rank=row[1] or "",
-            alert=c.alert,
-            has_karte=bool(c.karte),
-            staff_name=row[2] or "",
+    for row in await session.execute(_CARDS_SQL, {"ids": customer_ids}):
+        cards[row.id] = CustomerCard(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            kana=row.kana,
+            address=f"{row.prefecture}{row.city}{row.street}",
+            rank=row.rank_name or "",
+            alert=row.alert,
+            has_karte=bool(row.karte),
+            staff_name=row.staff_name or "",
         )
-        items = sorted(
-            (item.split("|", 3) for item in (row[3] or "").split("\x1f") if item),
-            key=lambda parts: int(parts[0]),
-        )
-        card.phones = [
-            (display_national(e164) or raw, PHONE_KINDS.get(kind, kind))
-            for _pos, e164, kind, raw in items
-        ]
-        if detail and row[4] is not None:
-            at = row[4]
-            if isinstance(at, dt.datetime) and at.tzinfo is None:
-                at = at.replace(tzinfo=dt.UTC)
-            card.last_response = (at, row[5], row[6])
+    for cid, e164, raw, kind in await session.execute(_PHONES_SQL, {"ids": customer_ids}):
+        cards[cid].phones.append((display_national(e164) or raw, PHONE_KINDS.get(kind, kind)))
     if detail:
         for card in cards.values():
             await _add_details(session, card)
@@ -183,49 +285,21 @@ async def customer_cards(
 
 
 async def _add_details(session: AsyncSession, card: CustomerCard) -> None:
-    """Last order with its lines and active subscriptions of one customer: two indexed queries
-    of constant text (prepared by the driver after a few calls)."""
-    cid = card.id
-    last = (
-        select(Order.id, Order.received_on, Order.total)
-        .where(Order.customer_id == cid, Order.status != "cancelled")
-        .order_by(Order.received_on.desc(), Order.id.desc())
-        .limit(1)
-        .subquery()
-    )
-    rows = (
-        await session.execute(
-            select(last.c.received_on, last.c.total, OrderLine.product_name, OrderLine.quantity)
-            .select_from(last)
-            .outerjoin(OrderLine, OrderLine.order_id == last.c.id)
-            .order_by(OrderLine.position)
-        )
-    ).all()
+    params = {"cid": card.id}
+    rows = (await session.execute(_LAST_ORDER_SQL, params)).all()
     if rows:
         names = "、".join(f"{r.product_name}×{r.quantity}" for r in rows if r.product_name)
         card.last_order = (rows[0].received_on, names, rows[0].total)
-
-    subs = await session.execute(
-        select(
-            Subscription.id,
-            Subscription.interval_unit,
-            Subscription.interval_n,
-            Subscription.next_date,
-            Product.name,
-            SubscriptionItem.quantity,
-        )
-        .join(SubscriptionItem, SubscriptionItem.subscription_id == Subscription.id)
-        .join(Product, Product.id == SubscriptionItem.product_id)
-        .where(Subscription.customer_id == cid, Subscription.status == "active")
-        .order_by(Subscription.id, SubscriptionItem.id)
-    )
     by_sub: dict[int, SubscriptionLine] = {}
-    for sid, unit, n, next_date, pname, qty in subs:
+    for sid, unit, n, next_date, pname, qty in await session.execute(_SUBS_SQL, params):
         line = by_sub.get(sid)
         if line is None:
             line = by_sub[sid] = SubscriptionLine("", _interval_label(unit, n), next_date)
             card.subscriptions.append(line)
         line.products = "、".join(p for p in (line.products, f"{pname}×{qty}") if p)
+    resp = (await session.execute(_LAST_RESPONSE_SQL, params)).first()
+    if resp is not None:
+        card.last_response = (resp.responded_at, resp.category, resp.content)
 
 
 class CustomerInputError(ValueError):

@@ -251,3 +251,72 @@ async def test_operator_who_logs_in_while_a_line_call_rings_gets_it(
     async with maker() as s:
         call = (await s.scalars(select(Call))).one()
     assert call.targets == [world["a"], world["b"]]  # so the taker's answer closes it for both
+
+
+async def test_pop_shows_rank_karte_last_order_subscriptions_and_last_response(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    from app.masters.models import Product, Rank
+    from app.orders.models import Order, OrderLine
+    from app.subscriptions.models import Subscription, SubscriptionItem
+
+    async with transaction(maker) as s:
+        rank = Rank(code="P", name="プラチナ", sort_order=1)
+        tonic = Product(code="10001", name="健康トニック", price=6900, subscribable=True)
+        tape = Product(code="20001", name="健康テープ", price=5800)
+        s.add_all([rank, tonic, tape])
+        await s.flush()
+        c = await s.get(Customer, world["lone"])
+        assert c is not None
+        c.rank_id = rank.id
+        c.karte = "右ひざの痛み"
+        old = Order(number="1", customer_id=c.id, received_on=dt.date(2024, 1, 5), total=100)
+        new = Order(number="2", customer_id=c.id, received_on=dt.date(2025, 4, 1), total=13530)
+        new.lines = [
+            OrderLine(
+                position=0,
+                product_code="20001",
+                product_name="健康テープ",
+                quantity=2,
+                unit_price=5800,
+                amount=11600,
+            ),
+            OrderLine(
+                position=1,
+                product_code="10001",
+                product_name="健康トニック",
+                quantity=1,
+                unit_price=6900,
+                amount=6900,
+            ),
+        ]
+        sub = Subscription(
+            customer_id=c.id,
+            start_month=dt.date(2024, 12, 1),
+            interval_n=2,
+            day_of_month=10,
+            next_date=dt.date(2025, 6, 10),
+        )
+        sub.items = [SubscriptionItem(product_id=tonic.id, quantity=1)]
+        s.add_all([old, new, sub])
+        s.add(
+            Response(
+                customer_id=c.id,
+                category="クレーム",
+                content="説明書が入っていなかった",
+                responded_at=dt.datetime(2025, 4, 25, 3, 0, tzinfo=dt.UTC),
+            )
+        )
+        s.add(
+            Response(
+                customer_id=c.id,
+                category="問合せ",
+                content="使用方法の問合せ",
+                responded_at=dt.datetime(2025, 5, 1, 3, 0, tzinfo=dt.UTC),
+            )
+        )
+    html = (await apply(maker, ringing("c15", "+81312345678", ext="201")))[0].html
+    assert "プラチナ" in html and "カルテあり" in html and "右ひざ" not in html
+    assert "2025/04/01 健康テープ×2、健康トニック×1 ¥13,530" in html
+    assert "健康トニック×1（2ヶ月ごと・次回 06/10）" in html
+    assert "2025/05/01 問合せ 使用方法の問合せ" in html
