@@ -48,24 +48,31 @@ class CtiRuntime:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.hub = hub
-        self.bus: Bus
-        if settings.redis.url:
-            self.bus = RedisBus(settings.redis.url, prefix=settings.redis.channel_prefix)
-        else:
-            self.bus = MemoryBus()
+        # Events of this process's own sources (in-process bridge, webhook, simulator) are
+        # handled here, straight from memory. With Redis, events of `yebisu bridge` processes
+        # come through the Redis stream, each handled by one app process.
+        self.bus: Bus = MemoryBus()
+        self.remote: RedisBus | None = (
+            RedisBus(settings.redis.url, prefix=settings.redis.channel_prefix)
+            if settings.redis.url
+            else None
+        )
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        if isinstance(self.bus, RedisBus):
-            await self.bus.ensure_group()
+        stale = float(self.settings.cti.ring_timeout_s)
         if self.settings.cti.in_process:
             self.bridge = Bridge(build_sources(self.settings.cti.sources), self.bus)
             await self.bridge.start()
-        consume = self.bus.consume(
-            self.handle, drop_stale_after_s=float(self.settings.cti.ring_timeout_s)
+        self._tasks.append(
+            asyncio.create_task(self.bus.consume(self.handle, drop_stale_after_s=stale))
         )
-        self._tasks.append(asyncio.create_task(consume, name="cti-consumer"))
+        if self.remote is not None:
+            await self.remote.ensure_group()
+            self._tasks.append(
+                asyncio.create_task(self.remote.consume(self.handle, drop_stale_after_s=stale))
+            )
         self._tasks.append(asyncio.create_task(self._expire_loop(), name="cti-expiry"))
 
     async def stop(self) -> None:
@@ -78,6 +85,8 @@ class CtiRuntime:
                 await task
         self._tasks.clear()
         await self.bus.close()
+        if self.remote is not None:
+            await self.remote.close()
 
     async def publish(self, event: CallEvent) -> None:
         await self.bus.publish(event)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -69,12 +70,16 @@ class RedisHub(Hub):
     def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
         self.channel = f"{prefix}:ws"
+        self.origin = uuid.uuid4().hex
         self._redis: Redis = Redis.from_url(url)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     async def deliver(self, staff_ids: Iterable[int], html: str) -> None:
-        payload = json.dumps({"to": sorted(set(staff_ids)), "html": html}, ensure_ascii=False)
+        """This process's tabs at once; the other processes' through Redis."""
+        to = sorted(set(staff_ids))
+        await self.deliver_local(to, html)
+        payload = json.dumps({"from": self.origin, "to": to, "html": html}, ensure_ascii=False)
         await self._redis.publish(self.channel, payload)
 
     async def start(self) -> None:
@@ -93,7 +98,8 @@ class RedisHub(Hub):
                     if message.get("type") != "message":
                         continue
                     data: dict[str, Any] = json.loads(message["data"])
-                    await self.deliver_local(data["to"], data["html"])
+                    if data.get("from") != self.origin:
+                        await self.deliver_local(data["to"], data["html"])
             except asyncio.CancelledError:
                 raise
             except Exception:

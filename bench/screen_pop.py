@@ -145,8 +145,11 @@ class Clients:
             await c.close()
 
 
+RUN = int(time.time())
+
+
 def ami_bytes(seq: int, number: str, extension: str) -> bytes:
-    uid = f"1800000000.{seq}"
+    uid = f"{RUN}.{seq}"
     chan = f"PJSIP/trunk-{seq:08x}"
     common = (
         f"Channel: {chan}\r\nChannelState: 4\r\nChannelStateDesc: Ring\r\n"
@@ -157,7 +160,7 @@ def ami_bytes(seq: int, number: str, extension: str) -> bytes:
         f"Event: Newchannel\r\nPrivilege: call,all\r\n{common}\r\n"
         f"Event: DialBegin\r\nPrivilege: call,all\r\n{common}"
         f"DestChannel: PJSIP/{extension}-{seq:08x}\r\nDestChannelState: 0\r\n"
-        f"DestCallerIDNum: {extension}\r\nDestUniqueid: 1900000000.{seq}\r\n"
+        f"DestCallerIDNum: {extension}\r\nDestUniqueid: {RUN + 1}.{seq}\r\n"
         f"DestLinkedid: {uid}\r\nDialString: {extension}\r\n\r\n"
     ).encode()
 
@@ -338,7 +341,7 @@ def start_pty_and_server(args: argparse.Namespace, workdir: Path) -> tuple[Any, 
             "YEBISU_DATABASE_POOL_SIZE": "10",
         },
         port,
-        workdir / "server.log",
+        Path("/tmp/bench-server.log"),
     )
     return socat_proc, server, peer, prefix
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Template
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -92,9 +92,18 @@ def close_pop(call_id: int) -> str:
     return f'<div id="pop-{call_id}" hx-swap-oob="delete"></div>'
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return pg_insert if dialect == "postgresql" else sqlite_insert
+_CALL_COLUMNS = (
+    "source", "source_call_id", "direction", "line", "extension", "caller_raw", "caller_e164",
+    "withheld_reason", "state", "match_kind", "customer_id", "started_at", "targets",
+)  # fmt: skip
+_CALLS: Table = Call.__table__  # type: ignore[assignment]
+_INSERT_CALL = {
+    name: make(_CALLS)
+    .values({col: bindparam(col, type_=_CALLS.c[col].type) for col in _CALL_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["source", "source_call_id"])
+    .returning(_CALLS.c.id)
+    for name, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}  # built once: the ringing path only binds values
 
 
 async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Delivery]:
@@ -119,12 +128,8 @@ async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Deliv
         "started_at": event.at,
         "targets": targets,
     }
-    new_id = await session.scalar(
-        _insert(session)(Call)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["source", "source_call_id"])
-        .returning(Call.id)
-    )
+    dialect = session.get_bind().dialect.name
+    new_id = await session.scalar(_INSERT_CALL[dialect], values)
     if new_id is not None:
         call = Call(id=new_id, answered_at=None, **values)  # transient: only rendered
         fresh = targets
@@ -224,6 +229,23 @@ async def choose_customer(
 async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]:
     """The call is over: log its duration; an answered call leaves a 対応履歴 to complete,
     an unanswered one goes to the call-back list."""
+    if not event.answered:
+        # The common case of a call nobody took: one statement.
+        missed = (
+            await session.execute(
+                update(Call)
+                .where(
+                    Call.source == event.source,
+                    Call.source_call_id == event.call_id,
+                    Call.state == "ringing",
+                )
+                .values(state="missed", callback_status="pending", ended_at=event.at)
+                .returning(Call.id, Call.targets)
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        if missed is not None:
+            return [Delivery(missed.targets, close_pop(missed.id))] if missed.targets else []
     call = await _find(session, event)
     if call is None or call.state in ("ended", "missed"):
         return []
