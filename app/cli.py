@@ -116,7 +116,6 @@ async def _load_demo(settings: Settings, customers: int, seed: int, quiet: bool 
     engine = make_engine(settings.database.url)
     try:
         async with transaction(make_sessionmaker(engine)) as session:
-            await demo.load_masters(session)
             users = await demo.load_demo_users(session)
 
         def progress(done: int, total: int) -> None:
@@ -136,9 +135,11 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     upgrade(settings.database.url)
+    from app.demo.service import DemoDataError
+
     try:
         users, counts = _run(_load_demo(settings, args.customers, args.seed))
-    except ValueError as exc:
+    except DemoDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for table, n in counts.items():

@@ -29,7 +29,6 @@ import queue
 import random
 import sqlite3
 import threading
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 import app.models  # noqa: F401  (every table in Base.metadata)
 from app.auth.models import Role, Staff
 from app.auth.service import create_staff
+from app.customers.keys import kana_key, name_key
 from app.db import Base, make_engine, make_sessionmaker, transaction
 from app.demo import names as N
 from app.masters.models import Ad, Carrier, Product, ProductCategory, Rank, ShippingRate
@@ -337,14 +337,8 @@ async def load_demo_users(session: AsyncSession) -> list[tuple[str, str, str]]:
 
 
 def name_keys(name: str, kana: str) -> tuple[str, str]:
-    """Search keys: (name without any spaces, kana as full-width katakana without spaces).
-
-    Half-width katakana and hiragana both become full-width katakana; full-width ASCII becomes
-    half-width (NFKC). This belongs with the customers feature; it lives here until then.
-    """
-    name_key = "".join(unicodedata.normalize("NFKC", name).split())
-    kana_key = "".join(jaconv.hira2kata(jaconv.normalize(kana)).split())
-    return name_key, kana_key
+    """Search keys as the customers feature makes them (see :mod:`app.customers.keys`)."""
+    return name_key(name), kana_key(kana)
 
 
 def phone_parts(raw: str) -> tuple[str, str]:
