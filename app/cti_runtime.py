@@ -27,7 +27,7 @@ from app.db import transaction
 from app.hub import Hub
 from cti_bridge.bus import Bus, MemoryBus, RedisBus
 from cti_bridge.config import WebhookSourceConfig
-from cti_bridge.events import CallEvent, CallRinging
+from cti_bridge.events import CallEvent
 from cti_bridge.runner import Bridge, build_sources
 from cti_bridge.runner import main as bridge_main
 from cti_bridge.sources.simulator import SimulatorSource
@@ -59,9 +59,6 @@ class CtiRuntime:
         )
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        # A second connection overlaps a ringing call's independent queries (PostgreSQL; an
-        # embedded SQLite file gains nothing from it).
-        self.parallel_reads = settings.database.url.startswith("postgresql")
 
     async def start(self) -> None:
         stale = float(self.settings.cti.ring_timeout_s)
@@ -101,11 +98,7 @@ class CtiRuntime:
         """Apply one event in one transaction; its fragments are pushed just before the commit
         (the pop is what the operator waits for; a failed commit is logged and raised)."""
         async with transaction(self.sessionmaker) as session:
-            if isinstance(event, CallRinging) and self.parallel_reads:
-                async with self.sessionmaker() as reader:
-                    deliveries = await handle_event(session, event=event, reader=reader)
-            else:
-                deliveries = await handle_event(session, event=event)
+            deliveries = await handle_event(session, event=event)
             await self._deliver(deliveries)
 
     async def _deliver(self, deliveries: list[Delivery]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -48,27 +47,18 @@ def caller_label(call: Call) -> str:
     return display_national(call.caller_e164) if call.caller_e164 else call.caller_raw
 
 
-async def _cards_for(session: AsyncSession, match: PhoneMatch) -> list[CustomerCard]:
-    """The full card of a single match; the chooser's short cards of several."""
-    if len(match.customer_ids) == 1:
-        return await customer_cards(session, customer_ids=match.customer_ids)
-    if match.customer_ids:
-        return await customer_cards(session, customer_ids=match.customer_ids, detail=False)
-    return []
-
-
 async def _pop_context(
-    session: AsyncSession,
-    call: Call,
-    match: PhoneMatch | None = None,
-    cards: list[CustomerCard] | None = None,
+    session: AsyncSession, call: Call, match: PhoneMatch | None = None
 ) -> dict[str, Any]:
     if match is None:
         match = PhoneMatch("none", [])
         if call.caller_e164:
             match = await find_by_number(session, e164=call.caller_e164)
-    if cards is None:
-        cards = await _cards_for(session, match)
+    cards: list[CustomerCard] = []
+    if len(match.customer_ids) == 1:
+        cards = await customer_cards(session, customer_ids=match.customer_ids)
+    elif match.customer_ids:
+        cards = await customer_cards(session, customer_ids=match.customer_ids, detail=False)
     if call.customer_id is not None and call.customer_id not in match.customer_ids:
         cards = await customer_cards(session, customer_ids=[call.customer_id])
         match = PhoneMatch("chosen", [call.customer_id])
@@ -83,15 +73,10 @@ async def _pop_context(
 
 
 async def render_pop(
-    session: AsyncSession,
-    call: Call,
-    *,
-    insert: bool = True,
-    match: PhoneMatch | None = None,
-    cards: list[CustomerCard] | None = None,
+    session: AsyncSession, call: Call, *, insert: bool = True, match: PhoneMatch | None = None
 ) -> str:
     """The pop-up fragment of ``call`` (an htmx out-of-band swap), rendered once."""
-    ctx = await _pop_context(session, call, match, cards)
+    ctx = await _pop_context(session, call, match)
     return _template("calls/_pop.html").render(**ctx, insert=insert)
 
 
@@ -121,29 +106,13 @@ _INSERT_CALL = {
 }  # built once: the ringing path only binds values
 
 
-async def on_ringing(
-    session: AsyncSession, *, event: CallRinging, reader: AsyncSession | None = None
-) -> list[Delivery]:
+async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Delivery]:
     """A ringing call: persist it, look the number up across every phone, pick the operators
-    (by extension, else every available operator of the line) and render the pop once.
-
-    With ``reader`` (a second, read-only session) the independent queries overlap: the
-    operators' look-up with the number's, then the pop card with the call's insert.
-    """
-    number = event.number
-
-    async def lookup(on: AsyncSession) -> PhoneMatch:
-        return await find_by_number(on, e164=number) if number else PhoneMatch("none", [])
-
-    if reader is None:
-        targets = await targets_for(session, extension=event.extension, line=event.line)
-        match = await lookup(session)
-    else:
-        targets_task = asyncio.ensure_future(
-            targets_for(reader, extension=event.extension, line=event.line)
-        )
-        match = await lookup(session)
-        targets = await targets_task
+    (by extension, else every available operator of the line) and render the pop once."""
+    targets = await targets_for(session, extension=event.extension, line=event.line)
+    match = PhoneMatch("none", [])
+    if event.number:
+        match = await find_by_number(session, e164=event.number)
     values: dict[str, Any] = {
         "source": event.source,
         "source_call_id": event.call_id,
@@ -151,7 +120,7 @@ async def on_ringing(
         "line": event.line,
         "extension": event.extension or "",
         "caller_raw": event.caller_raw[:64],
-        "caller_e164": number,
+        "caller_e164": event.number,
         "withheld_reason": event.withheld,
         "state": "ringing",
         "match_kind": "many" if len(match.customer_ids) > 1 else match.kind,
@@ -159,14 +128,8 @@ async def on_ringing(
         "started_at": event.at,
         "targets": targets,
     }
-    insert = session.scalar(_INSERT_CALL[session.get_bind().dialect.name], values)
-    if reader is None:
-        new_id = await insert
-        cards = await _cards_for(session, match)
-    else:
-        insert_task = asyncio.ensure_future(insert)
-        cards = await _cards_for(reader, match)
-        new_id = await insert_task
+    dialect = session.get_bind().dialect.name
+    new_id = await session.scalar(_INSERT_CALL[dialect], values)
     if new_id is not None:
         call = Call(id=new_id, answered_at=None, **values)  # transient: only rendered
         fresh = targets
@@ -180,7 +143,7 @@ async def on_ringing(
         call.targets = sorted({*call.targets, *fresh})
     if not fresh:
         return []
-    return [Delivery(fresh, await render_pop(session, call, match=match, cards=cards))]
+    return [Delivery(fresh, await render_pop(session, call, match=match))]
 
 
 async def _find(session: AsyncSession, event: CallEvent) -> Call | None:
@@ -357,13 +320,10 @@ async def on_dialing(session: AsyncSession, *, event: OutboundDialing) -> list[D
     return []
 
 
-async def handle_event(
-    session: AsyncSession, *, event: CallEvent, reader: AsyncSession | None = None
-) -> list[Delivery]:
-    """Apply one CTI event; returns the fragments to push. ``reader``: an optional read-only
-    session on another connection, to overlap independent queries of a ringing call."""
+async def handle_event(session: AsyncSession, *, event: CallEvent) -> list[Delivery]:
+    """Apply one CTI event; returns the fragments to push once the transaction commits."""
     if isinstance(event, CallRinging):
-        return await on_ringing(session, event=event, reader=reader)
+        return await on_ringing(session, event=event)
     if isinstance(event, CallAnswered):
         return await on_answered(session, event=event)
     if isinstance(event, CallEnded):

@@ -84,9 +84,8 @@ def ringing(call_id: str, number: str, ext: str | None = None, raw: str = "") ->
 
 
 async def apply(maker: async_sessionmaker[AsyncSession], event: Any) -> list[service.Delivery]:
-    """As the CTI runtime does on PostgreSQL: a second, read-only session overlaps queries."""
-    async with transaction(maker) as s, maker() as reader:
-        return await service.handle_event(s, event=event, reader=reader)
+    async with transaction(maker) as s:
+        return await service.handle_event(s, event=event)
 
 
 async def test_call_to_an_extension_pops_only_for_its_operator(
