@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import urllib.request
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +28,7 @@ from app.db import transaction
 from app.hub import Hub
 from cti_bridge.bus import Bus, MemoryBus, RedisBus
 from cti_bridge.config import WebhookSourceConfig
-from cti_bridge.events import CallEvent
+from cti_bridge.events import CallEvent, CallRinging
 from cti_bridge.runner import Bridge, build_sources
 from cti_bridge.runner import main as bridge_main
 from cti_bridge.sources.simulator import SimulatorSource
@@ -59,6 +60,7 @@ class CtiRuntime:
         )
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._rung: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     async def start(self) -> None:
         stale = float(self.settings.cti.ring_timeout_s)
@@ -97,9 +99,24 @@ class CtiRuntime:
     async def handle(self, event: CallEvent) -> None:
         """Apply one event in one transaction; its fragments are pushed just before the commit
         (the pop is what the operator waits for; a failed commit is logged and raised)."""
+        early = isinstance(event, CallRinging) and self._first_ring(event)
         async with transaction(self.sessionmaker) as session:
-            deliveries = await handle_event(session, event=event)
+            deliveries = await handle_event(
+                session, event=event, push=self._deliver if early else None
+            )
             await self._deliver(deliveries)
+
+    def _first_ring(self, event: CallEvent) -> bool:
+        """The first ringing event of a call in this process: its pop may go out before the
+        call is written. Later ones (another leg of a ring group, a repeat) are written first,
+        so a call already taken never pops again."""
+        key = (event.source, event.call_id)
+        if key in self._rung:
+            return False
+        self._rung[key] = None
+        if len(self._rung) > 10_000:
+            self._rung.popitem(last=False)
+        return True
 
     async def _deliver(self, deliveries: list[Delivery]) -> None:
         for d in deliveries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from sqlalchemy import select
@@ -47,15 +48,44 @@ def _toast(message: str) -> str:
     )
 
 
+WAIT_FOR_CALL_TRIES = 50
+
+
 def _call_id(request: Request) -> int:
     return int(request.path_params["call_id"])
+
+
+async def _call_of_form(request: Request) -> Call | None:
+    """The call a pop's button names by source and the source's call id.
+
+    A pop goes out while its call is still being written: a click within those milliseconds
+    waits for the row (up to about a second) instead of failing.
+    """
+    form = await request.form()
+    source, ref = str(form.get("source", "")), str(form.get("call", ""))
+    session = db(request)
+    for attempt in range(WAIT_FOR_CALL_TRIES):
+        call = await service.call_by_ref(session, source=source, source_call_id=ref)
+        if call is not None or attempt == WAIT_FOR_CALL_TRIES - 1:
+            return call
+        await session.rollback()  # a fresh snapshot for the next look
+        await asyncio.sleep(0.02)
+    return None
+
+
+def _gone(staff_id: int, request: Request) -> Response:
+    toast = service.Delivery([staff_id], _toast("この着信は見つかりません。"))
+    return Response(headers={"HX-Reswap": "none"}, background=_push(request, [toast]))
 
 
 async def take(request: Request) -> Response:
     staff = current_staff(request)
     assert staff is not None
     session = db(request)
-    result = await service.take_call(session, call_id=_call_id(request), staff_id=staff.id)
+    target = await _call_of_form(request)
+    if target is None:
+        return _gone(staff.id, request)
+    result = await service.take_call(session, call_id=target.id, staff_id=staff.id)
     deliveries = list(result.deliveries)
     if not result.ok:
         deliveries.append(service.Delivery([staff.id], _toast(result.message)))
@@ -78,10 +108,10 @@ async def choose(request: Request) -> Response:
         customer_id = int(str(form.get("customer_id", "")))
     except ValueError:
         return Response("顧客を選んでください。", status_code=400)
-    call_id = _call_id(request)
-    call = await session.get(Call, call_id)
+    call = await _call_of_form(request)
     if call is None or await session.get(Customer, customer_id) is None:
-        return Response("見つかりません。", status_code=404)
+        return _gone(staff.id, request)
+    call_id = call.id
     deliveries: list[service.Delivery] = []
     if call.state == "ringing":
         result = await service.take_call(session, call_id=call_id, staff_id=staff.id)
@@ -105,10 +135,10 @@ async def register(request: Request) -> Response:
     session = db(request)
     form = await request.form()
     data = {k: str(form.get(k, "")) for k in ("name", "kana", "phone", "phone_kind")}
-    call_id = _call_id(request)
-    call = await session.get(Call, call_id)
+    call = await _call_of_form(request)
     if call is None:
-        return Response("見つかりません。", status_code=404)
+        return _gone(staff.id, request)
+    call_id = call.id
     try:
         customer = await register_customer(
             session,
@@ -120,10 +150,15 @@ async def register(request: Request) -> Response:
         )
     except CustomerInputError as exc:
         html = templates.get_template("calls/_new_customer_fields.html").render(
-            call=call, caller_display=service.caller_label(call), errors=exc.errors, form=data
+            call=call,
+            key=service.pop_key(call.source, call.source_call_id),
+            ref={"source": call.source, "call": call.source_call_id},
+            caller_display=service.caller_label(call),
+            errors=exc.errors,
+            form=data,
         )
         return HTMLResponse(
-            f'<form class="pop-new" hx-post="/calls/{call.id}/register" hx-target="this" '
+            f'<form class="pop-new" hx-post="/calls/register" hx-target="this" '
             f'hx-swap="outerHTML">{html}</form>'
         )
     deliveries: list[service.Delivery] = []
@@ -297,9 +332,9 @@ routes = [
     Route("/calls", call_list, methods=["GET"]),
     Route("/calls/{call_id:int}", call_detail, methods=["GET"]),
     Route("/calls/{call_id:int}/response", save_response, methods=["POST"]),
-    Route("/calls/{call_id:int}/take", take, methods=["POST"]),
-    Route("/calls/{call_id:int}/choose", choose, methods=["POST"]),
-    Route("/calls/{call_id:int}/register", register, methods=["POST"]),
+    Route("/calls/take", take, methods=["POST"]),
+    Route("/calls/choose", choose, methods=["POST"]),
+    Route("/calls/register", register, methods=["POST"]),
     Route("/calls/{call_id:int}/callback-done", callback_done, methods=["POST"]),
     Route("/presence", presence_widget, methods=["GET"]),
     Route("/presence", presence, methods=["POST"]),

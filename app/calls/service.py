@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,23 +49,34 @@ def caller_label(call: Call) -> str:
     return display_national(call.caller_e164) if call.caller_e164 else call.caller_raw
 
 
+async def _cards_for(session: AsyncSession, match: PhoneMatch) -> list[CustomerCard]:
+    """The full card of a single match; the chooser's short cards of several."""
+    if len(match.customer_ids) == 1:
+        return await customer_cards(session, customer_ids=match.customer_ids)
+    if match.customer_ids:
+        return await customer_cards(session, customer_ids=match.customer_ids, detail=False)
+    return []
+
+
 async def _pop_context(
-    session: AsyncSession, call: Call, match: PhoneMatch | None = None
+    session: AsyncSession,
+    call: Call,
+    match: PhoneMatch | None = None,
+    cards: list[CustomerCard] | None = None,
 ) -> dict[str, Any]:
     if match is None:
         match = PhoneMatch("none", [])
         if call.caller_e164:
             match = await find_by_number(session, e164=call.caller_e164)
-    cards: list[CustomerCard] = []
-    if len(match.customer_ids) == 1:
-        cards = await customer_cards(session, customer_ids=match.customer_ids)
-    elif match.customer_ids:
-        cards = await customer_cards(session, customer_ids=match.customer_ids, detail=False)
+    if cards is None:
+        cards = await _cards_for(session, match)
     if call.customer_id is not None and call.customer_id not in match.customer_ids:
         cards = await customer_cards(session, customer_ids=[call.customer_id])
         match = PhoneMatch("chosen", [call.customer_id])
     return {
         "call": call,
+        "key": pop_key(call.source, call.source_call_id),
+        "ref": {"source": call.source, "call": call.source_call_id},
         "caller_display": caller_label(call),
         "withheld": call.withheld_reason,
         "match": match.kind,
@@ -73,10 +86,15 @@ async def _pop_context(
 
 
 async def render_pop(
-    session: AsyncSession, call: Call, *, insert: bool = True, match: PhoneMatch | None = None
+    session: AsyncSession,
+    call: Call,
+    *,
+    insert: bool = True,
+    match: PhoneMatch | None = None,
+    cards: list[CustomerCard] | None = None,
 ) -> str:
     """The pop-up fragment of ``call`` (an htmx out-of-band swap), rendered once."""
-    ctx = await _pop_context(session, call, match)
+    ctx = await _pop_context(session, call, match, cards)
     return _template("calls/_pop.html").render(**ctx, insert=insert)
 
 
@@ -88,8 +106,13 @@ async def _presence_update(session: AsyncSession, staff_id: int, state: str) -> 
     return Delivery([staff_id], html)
 
 
-def close_pop(call_id: int) -> str:
-    return f'<div id="pop-{call_id}" hx-swap-oob="delete"></div>'
+def pop_key(source: str, source_call_id: str) -> str:
+    """The pop's id in the page: known from the event alone, before the call row exists."""
+    return hashlib.blake2b(f"{source}\x1f{source_call_id}".encode(), digest_size=8).hexdigest()
+
+
+def close_pop(call: Call) -> str:
+    return f'<div id="pop-{pop_key(call.source, call.source_call_id)}" hx-swap-oob="delete"></div>'
 
 
 _CALL_COLUMNS = (
@@ -106,13 +129,23 @@ _INSERT_CALL = {
 }  # built once: the ringing path only binds values
 
 
-async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Delivery]:
-    """A ringing call: persist it, look the number up across every phone, pick the operators
-    (by extension, else every available operator of the line) and render the pop once."""
+Push = Callable[[list[Delivery]], Awaitable[None]]
+
+
+async def on_ringing(
+    session: AsyncSession, *, event: CallRinging, push: Push | None = None
+) -> list[Delivery]:
+    """A ringing call: look the number up across every phone, pick the operators (by
+    extension, else every available operator of the line), render the pop once, persist.
+
+    With ``push`` (the first event of a call) the pop goes out before the call's INSERT: its
+    page id and buttons name the call by source and call id, so nothing waits for the row.
+    """
     targets = await targets_for(session, extension=event.extension, line=event.line)
     match = PhoneMatch("none", [])
     if event.number:
         match = await find_by_number(session, e164=event.number)
+    cards = await _cards_for(session, match)
     values: dict[str, Any] = {
         "source": event.source,
         "source_call_id": event.call_id,
@@ -128,9 +161,15 @@ async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Deliv
         "started_at": event.at,
         "targets": targets,
     }
-    dialect = session.get_bind().dialect.name
-    new_id = await session.scalar(_INSERT_CALL[dialect], values)
+    pushed = False
+    if push is not None and targets:
+        early = Call(id=None, answered_at=None, **values)  # transient: only rendered
+        await push([Delivery(targets, await render_pop(session, early, match=match, cards=cards))])
+        pushed = True
+    new_id = await session.scalar(_INSERT_CALL[session.get_bind().dialect.name], values)
     if new_id is not None:
+        if pushed:
+            return []
         call = Call(id=new_id, answered_at=None, **values)  # transient: only rendered
         fresh = targets
     else:
@@ -141,9 +180,9 @@ async def on_ringing(session: AsyncSession, *, event: CallRinging) -> list[Deliv
         call = existing
         fresh = [t for t in targets if t not in call.targets]
         call.targets = sorted({*call.targets, *fresh})
-    if not fresh:
+    if not fresh or pushed:
         return []
-    return [Delivery(fresh, await render_pop(session, call, match=match))]
+    return [Delivery(fresh, await render_pop(session, call, match=match, cards=cards))]
 
 
 async def _find(session: AsyncSession, event: CallEvent) -> Call | None:
@@ -174,7 +213,7 @@ async def _after_take(session: AsyncSession, call: Call) -> list[Delivery]:
     deliveries: list[Delivery] = []
     others = [t for t in call.targets if t != call.staff_id]
     if others:
-        deliveries.append(Delivery(others, close_pop(call.id)))
+        deliveries.append(Delivery(others, close_pop(call)))
     if call.staff_id is not None:
         deliveries.append(await _presence_update(session, call.staff_id, "on_call"))
         deliveries.append(Delivery([call.staff_id], await render_pop(session, call, insert=False)))
@@ -187,6 +226,13 @@ class TakeResult:
     call: Call | None
     deliveries: list[Delivery]
     message: str = ""
+
+
+async def call_by_ref(session: AsyncSession, *, source: str, source_call_id: str) -> Call | None:
+    """The call a pop's buttons name (source and the source's call id)."""
+    return await session.scalar(
+        select(Call).where(Call.source == source, Call.source_call_id == source_call_id)
+    )
 
 
 async def take_call(session: AsyncSession, *, call_id: int, staff_id: int) -> TakeResult:
@@ -208,7 +254,7 @@ async def take_call(session: AsyncSession, *, call_id: int, staff_id: int) -> Ta
             if call.staff_id is not None
             else "この着信は既に終了しています。"
         )
-        return TakeResult(False, call, [Delivery([staff_id], close_pop(call.id))], msg)
+        return TakeResult(False, call, [Delivery([staff_id], close_pop(call))], msg)
     if staff_id not in call.targets:
         call.targets = sorted({*call.targets, staff_id})
     return TakeResult(True, call, await _after_take(session, call))
@@ -245,7 +291,10 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
             )
         ).first()
         if missed is not None:
-            return [Delivery(missed.targets, close_pop(missed.id))] if missed.targets else []
+            if not missed.targets:
+                return []
+            closing = f'<div id="pop-{pop_key(event.source, event.call_id)}" hx-swap-oob="delete">'
+            return [Delivery(missed.targets, closing + "</div>")]
     call = await _find(session, event)
     if call is None or call.state in ("ended", "missed"):
         return []
@@ -282,7 +331,7 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
         await session.flush()
         others = [t for t in call.targets if t != call.staff_id]
         if others:
-            deliveries.append(Delivery(others, close_pop(call.id)))
+            deliveries.append(Delivery(others, close_pop(call)))
         if call.staff_id is not None:
             deliveries.append(
                 Delivery([call.staff_id], await render_pop(session, call, insert=False))
@@ -291,7 +340,7 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
         call.state = "missed"
         call.callback_status = "pending"
         if call.targets:
-            deliveries.append(Delivery(call.targets, close_pop(call.id)))
+            deliveries.append(Delivery(call.targets, close_pop(call)))
     return deliveries
 
 
@@ -320,10 +369,13 @@ async def on_dialing(session: AsyncSession, *, event: OutboundDialing) -> list[D
     return []
 
 
-async def handle_event(session: AsyncSession, *, event: CallEvent) -> list[Delivery]:
-    """Apply one CTI event; returns the fragments to push once the transaction commits."""
+async def handle_event(
+    session: AsyncSession, *, event: CallEvent, push: Push | None = None
+) -> list[Delivery]:
+    """Apply one CTI event; returns the fragments to push. ``push``: for the first ringing
+    event of a call, send its pop at once, before the call is written."""
     if isinstance(event, CallRinging):
-        return await on_ringing(session, event=event)
+        return await on_ringing(session, event=event, push=push)
     if isinstance(event, CallAnswered):
         return await on_answered(session, event=event)
     if isinstance(event, CallEnded):
@@ -384,5 +436,5 @@ async def expire_ringing(session: AsyncSession, *, ring_timeout_s: int) -> list[
         call.callback_status = "pending"
         call.ended_at = utcnow()
         if call.targets:
-            out.append(Delivery(call.targets, close_pop(call.id)))
+            out.append(Delivery(call.targets, close_pop(call)))
     return out

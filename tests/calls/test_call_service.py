@@ -320,3 +320,26 @@ async def test_pop_shows_rank_karte_last_order_subscriptions_and_last_response(
     assert "2025/04/01 健康テープ×2、健康トニック×1 ¥13,530" in html
     assert "健康トニック×1（2ヶ月ごと・次回 06/10）" in html
     assert "2025/05/01 問合せ 使用方法の問合せ" in html
+
+
+async def test_first_ring_pops_before_the_call_is_written(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    seen: list[tuple[list[int], str, int]] = []
+
+    async def push(deliveries: list[service.Delivery]) -> None:
+        async with maker() as other:  # what another connection sees at this moment
+            rows = len((await other.scalars(select(Call))).all())
+        seen.extend((d.staff_ids, d.html, rows) for d in deliveries)
+
+    async with transaction(maker) as s:
+        rest = await service.handle_event(
+            s, event=ringing("c16", "+81312345678", ext="201"), push=push
+        )
+    assert rest == []  # everything went out early
+    ((targets, html, rows_then),) = seen
+    assert targets == [world["a"]] and "北田 君子" in html and rows_then == 0
+    key = service.pop_key("sim", "c16")
+    assert f'id="pop-{key}"' in html
+    async with maker() as s:
+        assert (await s.scalars(select(Call.source_call_id))).all() == ["c16"]

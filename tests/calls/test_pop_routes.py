@@ -42,15 +42,26 @@ def test_simulated_call_pops_on_the_operators_socket_and_take_opens_monitor(
         )
         r = client.post("/cti/simulate", content=body, headers=headers)
         assert r.status_code == 200, r.text
+        call_ref = r.json()["call_id"]
         html = ws.receive_text()
         assert "佐賀 太郎" in html and "耳が遠い方なので大きい声でお願いします" in html
-        call_id = re.search(r'id="pop-(\d+)"', html)
-        assert call_id
+        vals = re.search(r"class=\"primary take\" hx-post=\"/calls/take\" hx-vals='([^']+)'", html)
+        assert vals is not None
+        assert json.loads(vals.group(1)) == {"source": "simulator", "call": call_ref}
         r = client.post(
-            f"/calls/{call_id.group(1)}/take",
+            "/calls/take",
+            data={"source": "simulator", "call": call_ref},
             headers={"HX-Request": "true", "X-CSRF-Token": csrf_of(client)},
         )
-        assert r.headers["HX-Redirect"] == f"/customers/{cid}?call={call_id.group(1)}"
+        assert r.headers["HX-Redirect"].startswith(f"/customers/{cid}?call=")
+        r = client.post(
+            "/calls/take",
+            data={"source": "simulator", "call": "no-such-call"},
+            headers={"HX-Request": "true", "X-CSRF-Token": csrf_of(client)},
+        )
+        assert r.headers["HX-Reswap"] == "none"
+        frames = [ws.receive_text() for _ in range(3)]  # presence, answered pop, the toast
+        assert "通話中" in frames[0] and "この着信は見つかりません" in frames[2]
     monitor = client.get(f"/customers/{cid}")
     assert "佐賀 太郎" in monitor.text and "0952-32-6611" in monitor.text
 
@@ -112,3 +123,60 @@ def test_missed_calls_are_listed_for_call_back(
         assert 'hx-swap-oob="delete"' in ws.receive_text()
     page = client.get("/calls?missed=1").text
     assert "06-6777-8888" in page and "コールバック済" in page
+
+
+def test_take_waits_for_a_call_still_being_written(
+    client: Any, make_staff: Callable[..., int], database_url: str
+) -> None:
+    import asyncio
+    import threading
+
+    from sqlalchemy import select
+
+    from app.calls.models import Call
+    from app.db import make_engine, make_sessionmaker, transaction
+    from tests.conftest import run_async
+
+    op = make_staff("op", extension="201")
+    login(client, "op")
+    written = threading.Event()
+
+    async def write_slowly() -> None:
+        engine = make_engine(database_url)
+        try:
+            async with transaction(make_sessionmaker(engine)) as s:
+                s.add(
+                    Call(
+                        source="pbx",
+                        source_call_id="late-1",
+                        line="main",
+                        state="ringing",
+                        targets=[op],
+                    )
+                )
+                await s.flush()
+                written.set()
+                await asyncio.sleep(0.3)  # the pop is out; the row is not committed yet
+        finally:
+            await engine.dispose()
+
+    writer = threading.Thread(target=lambda: asyncio.run(write_slowly()))
+    writer.start()
+    assert written.wait(10)
+    r = client.post(
+        "/calls/take",
+        data={"source": "pbx", "call": "late-1"},
+        headers={"HX-Request": "true", "X-CSRF-Token": csrf_of(client)},
+    )
+    writer.join(10)
+    assert r.status_code == 200
+
+    async def owner() -> int | None:
+        engine = make_engine(database_url)
+        try:
+            async with make_sessionmaker(engine)() as s:
+                return await s.scalar(select(Call.staff_id).where(Call.source_call_id == "late-1"))
+        finally:
+            await engine.dispose()
+
+    assert run_async(owner()) == op
