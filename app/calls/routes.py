@@ -243,11 +243,15 @@ async def callback_done(request: Request) -> Response:
     return RedirectResponse(request.headers.get("referer") or "/calls?missed=1", status_code=303)
 
 
-async def call_detail(request: Request) -> Response:
+async def _call_page(
+    request: Request,
+    call: Call,
+    *,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
     session = db(request)
-    call = await session.get(Call, _call_id(request))
-    if call is None:
-        return Response("見つかりません。", status_code=404)
     response = await session.scalar(select(Resp).where(Resp.call_id == call.id))
     customer = await session.get(Customer, call.customer_id) if call.customer_id else None
     return render(
@@ -260,11 +264,20 @@ async def call_detail(request: Request) -> Response:
             "caller_display": service.caller_label(call),
             "categories": RESPONSE_CATEGORIES,
             "channels": RESPONSE_CHANNELS,
-            "errors": {},
-            "saved": request.query_params.get("saved") == "1",
+            "errors": errors or {},
+            "form": form,
+            "saved": not errors and request.query_params.get("saved") == "1",
             "fkeys": [(1, "登録", "#response-submit")],
         },
+        status_code=status_code,
     )
+
+
+async def call_detail(request: Request) -> Response:
+    call = await db(request).get(Call, _call_id(request))
+    if call is None:
+        return Response("見つかりません。", status_code=404)
+    return await _call_page(request, call)
 
 
 async def save_response(request: Request) -> Response:
@@ -287,30 +300,15 @@ async def save_response(request: Request) -> Response:
         errors["channel"] = "種別を選んでください。"
     if not content:
         errors["content"] = "内容を入力してください。"
-    response = await session.scalar(select(Resp).where(Resp.call_id == call.id))
     if errors:
-        customer = await session.get(Customer, call.customer_id) if call.customer_id else None
-        return render(
-            request,
-            "call",
-            {
-                "call": call,
-                "response": response,
-                "customer": customer,
-                "caller_display": service.caller_label(call),
-                "categories": RESPONSE_CATEGORIES,
-                "channels": RESPONSE_CHANNELS,
-                "errors": errors,
-                "saved": False,
-                "form": {
-                    "category": category,
-                    "channel": channel,
-                    "content": content,
-                    "answer": answer,
-                },
-            },
-            status_code=400,
-        )
+        form_values = {
+            "category": category,
+            "channel": channel,
+            "content": content,
+            "answer": answer,
+        }
+        return await _call_page(request, call, errors=errors, form=form_values, status_code=400)
+    response = await session.scalar(select(Resp).where(Resp.call_id == call.id))
     if response is None:
         response = Resp(
             call_id=call.id,

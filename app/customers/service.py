@@ -211,11 +211,9 @@ _CARD_PG_SQL = text(
 )
 
 
-async def _card_pg(session: AsyncSession, cid: int) -> CustomerCard | None:
-    row = (await session.execute(_CARD_PG_SQL, {"cid": cid})).first()
-    if row is None:
-        return None
-    card = CustomerCard(
+def _card_from_row(row: Any) -> CustomerCard:
+    """The card's own columns (both card queries select them under the same names)."""
+    return CustomerCard(
         id=row.id,
         code=row.code,
         name=row.name,
@@ -226,6 +224,13 @@ async def _card_pg(session: AsyncSession, cid: int) -> CustomerCard | None:
         has_karte=bool(row.karte),
         staff_name=row.staff_name or "",
     )
+
+
+async def _card_pg(session: AsyncSession, cid: int) -> CustomerCard | None:
+    row = (await session.execute(_CARD_PG_SQL, {"cid": cid})).first()
+    if row is None:
+        return None
+    card = _card_from_row(row)
     for item in (row.phones or "").split("\x1e"):
         if item:
             e164, raw, kind = item.split("\x1f")
@@ -265,17 +270,7 @@ async def customer_cards(
         return [one] if one is not None else []
     cards: dict[int, CustomerCard] = {}
     for row in await session.execute(_CARDS_SQL, {"ids": customer_ids}):
-        cards[row.id] = CustomerCard(
-            id=row.id,
-            code=row.code,
-            name=row.name,
-            kana=row.kana,
-            address=f"{row.prefecture}{row.city}{row.street}",
-            rank=row.rank_name or "",
-            alert=row.alert,
-            has_karte=bool(row.karte),
-            staff_name=row.staff_name or "",
-        )
+        cards[row.id] = _card_from_row(row)
     for cid, e164, raw, kind in await session.execute(_PHONES_SQL, {"ids": customer_ids}):
         cards[cid].phones.append((display_national(e164) or raw, PHONE_KINDS.get(kind, kind)))
     if detail:

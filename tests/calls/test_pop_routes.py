@@ -180,3 +180,59 @@ def test_take_waits_for_a_call_still_being_written(
             await engine.dispose()
 
     assert run_async(owner()) == op
+
+
+def test_ended_call_leaves_a_response_to_complete(
+    client: Any, settings: Settings, make_staff: Callable[..., int], database_url: str
+) -> None:
+    cid = add_customer(database_url, "北田 君子", "キタダ キミコ", "03-1234-5678")
+    make_staff("op", extension="201")
+    login(client, "op")
+
+    def sim(**data: Any) -> str:
+        body, headers = signed(settings.server.secret_key, data)
+        r = client.post("/cti/simulate", content=body, headers=headers)
+        assert r.status_code == 200
+        return str(r.json()["call_id"])
+
+    with client.websocket_connect("/ws") as ws:
+        ref = sim(action="ring", number="0312345678", extension="201")
+        ws.receive_text()
+        token = csrf_of(client)
+        client.post(
+            "/calls/take",
+            data={"source": "simulator", "call": ref},
+            headers={"HX-Request": "true", "X-CSRF-Token": token},
+        )
+        sim(action="hangup", call_id=ref)
+        frames = [ws.receive_text() for _ in range(4)]
+    ended = next(f for f in frames if "対応履歴を入力" in f)
+    m = re.search(r'href="/calls/(\d+)"', ended)
+    assert m
+    page = client.get(f"/calls/{m.group(1)}").text
+    assert "未入力" in page and "北田 君子" in page
+    token = csrf_of(client)
+    r = client.post(
+        f"/calls/{m.group(1)}/response",
+        data={
+            "csrf_token": token,
+            "category": "問合せ",
+            "channel": "電話",
+            "content": "",
+            "answer": "",
+        },
+    )
+    assert r.status_code == 400 and "内容を入力してください。" in r.text
+    r = client.post(
+        f"/calls/{m.group(1)}/response",
+        data={
+            "csrf_token": token,
+            "category": "クレーム",
+            "channel": "電話",
+            "content": "説明書が入っていなかった",
+            "answer": "郵送を手配",
+        },
+    )
+    assert "対応履歴を保存しました。" in r.text and "未入力" not in r.text
+    monitor = client.get(f"/customers/{cid}").text
+    assert "説明書が入っていなかった" in monitor and "郵送を手配" in monitor
