@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import PRESENCE_LABELS, Call
 from app.calls.presence import get_presence, set_presence, targets_for
-from app.customers.service import CustomerCard, PhoneMatch, customer_cards, find_by_number
+from app.customers.service import (
+    CustomerCard,
+    PhoneMatch,
+    customer_cards,
+    find_by_number,
+    pop_lookup,
+)
 from app.db import utcnow
 from app.responses.models import Action, Response
 from app.web import templates
@@ -142,10 +148,10 @@ async def on_ringing(
     page id and buttons name the call by source and call id, so nothing waits for the row.
     """
     targets = await targets_for(session, extension=event.extension, line=event.line)
-    match = PhoneMatch("none", [])
+    match: PhoneMatch = PhoneMatch("none", [])
+    cards: list[CustomerCard] = []
     if event.number:
-        match = await find_by_number(session, e164=event.number)
-    cards = await _cards_for(session, match)
+        match, cards = await pop_lookup(session, e164=event.number)
     values: dict[str, Any] = {
         "source": event.source,
         "source_call_id": event.call_id,

@@ -159,8 +159,7 @@ _LAST_RESPONSE_SQL = text(
 
 
 # PostgreSQL: the whole card of one customer in one round trip.
-_CARD_PG_SQL = text(
-    """
+_CARD_PG_SELECT = """
     SELECT c.id, c.code, c.name, c.kana, c.prefecture, c.city, c.street, c.alert, c.karte,
            r.name AS rank_name, s.name AS staff_name,
            (SELECT string_agg(p.e164 || chr(31) || p.raw || chr(31) || p.kind, chr(30)
@@ -186,29 +185,29 @@ _CARD_PG_SQL = text(
     LEFT JOIN LATERAL (SELECT responded_at, category, content FROM responses
                         WHERE customer_id = c.id
                         ORDER BY responded_at DESC, id DESC LIMIT 1) lr ON true
-    WHERE c.id = :cid
-    """
-).columns(
-    id=Integer(),
-    code=String(),
-    name=String(),
-    kana=String(),
-    prefecture=String(),
-    city=String(),
-    street=String(),
-    alert=String(),
-    karte=String(),
-    rank_name=String(),
-    staff_name=String(),
-    phones=String(),
-    received_on=Date(),
-    total=Integer(),
-    order_lines=String(),
-    subs=String(),
-    responded_at=UTCDateTime(),
-    category=String(),
-    content=String(),
-)
+"""
+_CARD_PG_TYPES: dict[str, Any] = {
+    "id": Integer(),
+    "code": String(),
+    "name": String(),
+    "kana": String(),
+    "prefecture": String(),
+    "city": String(),
+    "street": String(),
+    "alert": String(),
+    "karte": String(),
+    "rank_name": String(),
+    "staff_name": String(),
+    "phones": String(),
+    "received_on": Date(),
+    "total": Integer(),
+    "order_lines": String(),
+    "subs": String(),
+    "responded_at": UTCDateTime(),
+    "category": String(),
+    "content": String(),
+}
+_CARD_PG_SQL = text(_CARD_PG_SELECT + "    WHERE c.id = :cid\n").columns(**_CARD_PG_TYPES)
 
 
 def _card_from_row(row: Any) -> CustomerCard:
@@ -226,10 +225,53 @@ def _card_from_row(row: Any) -> CustomerCard:
     )
 
 
+_POP_LOOKUP_PG_SQL = text(
+    """
+    WITH m AS (
+        SELECT DISTINCT p.customer_id FROM customer_phones p
+        JOIN customers c ON c.id = p.customer_id
+        WHERE p.e164 = :number AND c.merged_into_id IS NULL
+        ORDER BY p.customer_id LIMIT 20
+    ), one AS (
+        SELECT CASE WHEN (SELECT count(*) FROM m) = 1 THEN (SELECT customer_id FROM m) END AS cid
+    )
+    SELECT (SELECT array_agg(customer_id ORDER BY customer_id) FROM m) AS ids, card.*
+    FROM one LEFT JOIN LATERAL (
+"""
+    + _CARD_PG_SELECT
+    + """    WHERE c.id = one.cid
+    ) card ON true
+    """
+).columns(**_CARD_PG_TYPES)
+
+
+async def pop_lookup(session: AsyncSession, *, e164: str) -> tuple[PhoneMatch, list[CustomerCard]]:
+    """What a ringing call's pop shows: every customer with this number (exact, else last 8
+    digits) and their cards — the full card of a single match, short ones of several. On
+    PostgreSQL the usual case (an exact match) is one round trip."""
+    if e164 and session.get_bind().dialect.name == "postgresql":
+        row = (await session.execute(_POP_LOOKUP_PG_SQL, {"number": e164})).first()
+        ids = list(row.ids or []) if row is not None else []
+        if len(ids) == 1 and row is not None and row.id is not None:
+            return PhoneMatch("exact", ids), [_card_pg_from_row(row)]
+        if ids:
+            return PhoneMatch("exact", ids), await customer_cards(
+                session, customer_ids=ids, detail=False
+            )
+    match = await find_by_number(session, e164=e164)
+    if len(match.customer_ids) == 1:
+        return match, await customer_cards(session, customer_ids=match.customer_ids)
+    if match.customer_ids:
+        return match, await customer_cards(session, customer_ids=match.customer_ids, detail=False)
+    return match, []
+
+
 async def _card_pg(session: AsyncSession, cid: int) -> CustomerCard | None:
     row = (await session.execute(_CARD_PG_SQL, {"cid": cid})).first()
-    if row is None:
-        return None
+    return _card_pg_from_row(row) if row is not None else None
+
+
+def _card_pg_from_row(row: Any) -> CustomerCard:
     card = _card_from_row(row)
     for item in (row.phones or "").split("\x1e"):
         if item:
