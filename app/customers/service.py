@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -418,6 +419,9 @@ class SearchResult:
     how: str  # phone / code / email / name / kana / "" (nothing to search)
 
 
+_PHONE_SEPARATORS = re.compile(r"[-ー－‐―−()（）+\s]")
+
+
 def _like_prefix(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -432,7 +436,7 @@ async def search_customers(session: AsyncSession, *, q: str, limit: int = 50) ->
     active = Customer.merged_into_id.is_(None)
     ids: list[int] = []
     how = ""
-    digits = "".join(ch for ch in name_key(q) if ch.isdigit())
+    bare = _PHONE_SEPARATORS.sub("", name_key(q))
     if "@" in q:
         how = "email"
         ids = list(
@@ -444,7 +448,7 @@ async def search_customers(session: AsyncSession, *, q: str, limit: int = 50) ->
                 )
             ).all()
         )
-    elif digits and len(digits) >= len(name_key(q).replace("-", "").replace("+", "")) - 1:
+    elif bare.isdigit():
         code = await session.scalar(select(Customer.id).where(Customer.code == name_key(q), active))
         if code is not None:
             how, ids = "code", [code]
