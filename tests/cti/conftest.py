@@ -18,20 +18,12 @@ from typing import Any
 import pytest
 
 from cti_bridge.events import CallEvent
+from tests.conftest import need
 
 HERE = Path(__file__).resolve().parent
 TRANSCRIPTS = HERE / "transcripts"
 SIPP_SCENARIOS = HERE / "sipp"
-IN_CI = os.environ.get("CI") == "true"
-
-
-def require(available: bool, what: str) -> None:
-    """Fail in CI, skip elsewhere, when ``what`` is not available."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is required in CI but is missing")
-    pytest.skip(f"{what} is missing")
+require = need  # fail in CI, skip elsewhere, when a tool or service is missing
 
 
 def transcript(name: str) -> bytes:

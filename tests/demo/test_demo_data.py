@@ -30,6 +30,7 @@ from app.demo.service import (
     tracking_number,
 )
 from app.migrate import upgrade
+from tests.conftest import need
 
 SEED = 7
 CUSTOMERS = 200
@@ -364,10 +365,7 @@ def test_empty_run_loads_only_masters_and_users(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_counts_on_postgresql(demo: tuple[str, dict[str, int]]) -> None:
     base = os.environ.get("YEBISU_TEST_DATABASE_URL", "")
-    if not base:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL (YEBISU_TEST_DATABASE_URL) is required in CI but is missing")
-        pytest.skip("PostgreSQL (YEBISU_TEST_DATABASE_URL) is missing")
+    need(bool(base), "PostgreSQL (YEBISU_TEST_DATABASE_URL)")
     import psycopg
 
     name = f"yebisu_demo_{uuid.uuid4().hex[:12]}"
