@@ -41,10 +41,6 @@ class Hub:
             if not conns:
                 del self._conns[staff_id]
 
-    def connected(self) -> set[int]:
-        """Staff ids with at least one open tab in this process."""
-        return set(self._conns)
-
     async def deliver(self, staff_ids: Iterable[int], html: str) -> None:
         """Send ``html`` to every open tab of these staff members."""
         await self.deliver_local(staff_ids, html)

@@ -94,8 +94,6 @@ SECTIONS: tuple[Section, ...] = (
     ),
 )
 
-BY_KEY = {s.key: s for s in SECTIONS}
-
 
 @dataclass(frozen=True)
 class MenuItem:

@@ -19,6 +19,7 @@ from app.calls.presence import get_presence, set_presence, targets_for
 from app.customers.service import (
     CustomerCard,
     PhoneMatch,
+    cards_for_match,
     customer_cards,
     find_by_number,
     pop_lookup,
@@ -55,15 +56,6 @@ def caller_label(call: Call) -> str:
     return display_national(call.caller_e164) if call.caller_e164 else call.caller_raw
 
 
-async def _cards_for(session: AsyncSession, match: PhoneMatch) -> list[CustomerCard]:
-    """The full card of a single match; the chooser's short cards of several."""
-    if len(match.customer_ids) == 1:
-        return await customer_cards(session, customer_ids=match.customer_ids)
-    if match.customer_ids:
-        return await customer_cards(session, customer_ids=match.customer_ids, detail=False)
-    return []
-
-
 async def _pop_context(
     session: AsyncSession,
     call: Call,
@@ -75,7 +67,7 @@ async def _pop_context(
         if call.caller_e164:
             match = await find_by_number(session, e164=call.caller_e164)
     if cards is None:
-        cards = await _cards_for(session, match)
+        cards = await cards_for_match(session, match=match)
     if call.customer_id is not None and call.customer_id not in match.customer_ids:
         cards = await customer_cards(session, customer_ids=[call.customer_id])
         match = PhoneMatch("chosen", [call.customer_id])

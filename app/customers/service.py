@@ -94,11 +94,6 @@ class CustomerCard:
     last_response: tuple[dt.datetime, str, str] | None = None  # (at, category, content)
 
 
-def _ids_clause(column: Any, ids: list[int]) -> Any:
-    # One id (the usual pop) keeps the SQL text constant, so the driver prepares it once.
-    return column == ids[0] if len(ids) == 1 else column.in_(ids)
-
-
 def _interval_label(unit: str, n: int) -> str:
     if unit == "week":
         return f"{n}週ごと"
@@ -260,11 +255,16 @@ async def pop_lookup(session: AsyncSession, *, e164: str) -> tuple[PhoneMatch, l
                 session, customer_ids=ids, detail=False
             )
     match = await find_by_number(session, e164=e164)
+    return match, await cards_for_match(session, match=match)
+
+
+async def cards_for_match(session: AsyncSession, *, match: PhoneMatch) -> list[CustomerCard]:
+    """The full card of a single match; the chooser's short cards of several."""
     if len(match.customer_ids) == 1:
-        return match, await customer_cards(session, customer_ids=match.customer_ids)
+        return await customer_cards(session, customer_ids=match.customer_ids)
     if match.customer_ids:
-        return match, await customer_cards(session, customer_ids=match.customer_ids, detail=False)
-    return match, []
+        return await customer_cards(session, customer_ids=match.customer_ids, detail=False)
+    return []
 
 
 async def _card_pg(session: AsyncSession, cid: int) -> CustomerCard | None:

@@ -135,3 +135,50 @@ def test_broadcast_call_taken_by_first_closes_the_other_pop(
     # 山田's monitor shows the call as 通話中 (the pop came back on the new page's socket)
     yamada.locator("#pop-area .pop-answered").wait_for()
     assert yamada.locator("#presence .presence-fixed").inner_text() == "通話中"
+
+
+def test_chooser_and_new_customer_form_in_the_pop(
+    live_server_factory: Callable[..., Any],
+    new_page: Callable[[], Any],
+    make_staff: Callable[..., int],
+    database_url: str,
+    settings: Settings,
+) -> None:
+    add_customer(database_url, "佐賀 太郎", "サガ タロウ", "0952-32-6611")
+    hanako = add_customer(database_url, "佐賀 花子", "サガ ハナコ", "0952-32-6611")
+    make_staff("koga", name="古賀 雅美", extension="201")
+    server = live_server_factory()
+    page = new_page()
+    log_in(page, server.url, "koga")
+
+    # A family's shared home phone: the operator asks who is calling and picks 花子.
+    simulate(
+        server.url, settings.server.secret_key, action="ring", number="0952326611", extension="201"
+    )
+    pop = page.locator("#pop-area .pop")
+    pop.get_by_text("この番号の顧客が2名います").wait_for()
+    pop.locator("button.choose", has_text="佐賀 花子").click()
+    page.wait_for_url(f"**/customers/{hanako}?call=*")
+    assert page.locator(".monitor-head .customer-name").inner_text() == "佐賀 花子"
+
+    # An unknown number: the form has the number filled in; a missing name is refused beside
+    # the field, then the customer is registered and their monitor opens.
+    simulate(
+        server.url,
+        settings.server.secret_key,
+        action="ring",
+        number="06-6777-8888",
+        extension="201",
+    )
+    form = page.locator("#pop-area .pop-ringing form.pop-new")
+    form.wait_for()
+    assert form.locator("input[name=phone]").input_value() == "06-6777-8888"
+    form.get_by_role("button", name="新規登録して顧客モニタへ").click()
+    page.locator("#pop-area form.pop-new .error", has_text="顧客名を入力してください。").wait_for()
+    form = page.locator("#pop-area form.pop-new")
+    form.locator("input[name=name]").fill("大阪 一郎")
+    form.locator("input[name=kana]").fill("おおさか いちろう")
+    form.get_by_role("button", name="新規登録して顧客モニタへ").click()
+    page.wait_for_url(lambda url: "/customers/" in url and f"/customers/{hanako}?" not in url)
+    assert page.locator(".monitor-head .customer-name").inner_text() == "大阪 一郎"
+    assert "06-6777-8888" in page.locator(".monitor-head .phones").inner_text()
