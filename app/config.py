@@ -8,6 +8,7 @@ exists). Environment overrides are ``YEBISU_<SECTION>_<KEY>``, e.g. ``YEBISU_DAT
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import secrets
@@ -72,6 +73,24 @@ class DemoConfig:
 
 
 @dataclass
+class OrdersConfig:
+    cutoff: str = "15:00"
+    closed_weekdays: list[int] = field(default_factory=lambda: [6])
+    origin_region: str = "福岡県"
+    default_carrier: str = "yamato"
+    default_payment: str = "cod"
+
+    @property
+    def cutoff_time(self) -> dt.time:
+        return dt.time.fromisoformat(self.cutoff)
+
+
+@dataclass
+class PrivacyConfig:
+    karte_roles: list[str] = field(default_factory=lambda: ["operator", "supervisor", "admin"])
+
+
+@dataclass
 class CtiConfig:
     in_process: bool = True
     ring_timeout_s: int = 60
@@ -87,6 +106,8 @@ class Settings:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     cti: CtiConfig = field(default_factory=CtiConfig)
+    orders: OrdersConfig = field(default_factory=OrdersConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     source_file: str = ""
 
     def source(self, name: str) -> SourceConfig | None:
@@ -101,6 +122,8 @@ SECTIONS: dict[str, type[Any]] = {
     "jobs": JobsConfig,
     "demo": DemoConfig,
     "cti": CtiConfig,
+    "orders": OrdersConfig,
+    "privacy": PrivacyConfig,
 }
 
 
@@ -172,6 +195,17 @@ def _validate(s: Settings) -> None:
         raise ConfigError("auth.max_failed_logins: must be at least 1")
     if s.auth.lockout_minutes < 1:
         raise ConfigError("auth.lockout_minutes: must be at least 1")
+    try:
+        s.orders.cutoff_time  # noqa: B018
+    except ValueError:
+        raise ConfigError(f"orders.cutoff: must be HH:MM, got {s.orders.cutoff!r}") from None
+    if any(not 0 <= d <= 6 for d in s.orders.closed_weekdays):
+        raise ConfigError("orders.closed_weekdays: each must be 0 (Monday) to 6 (Sunday)")
+    if s.orders.default_payment not in ("cod", "postal", "card", "bank"):
+        raise ConfigError("orders.default_payment: must be cod, postal, card or bank")
+    bad_roles = set(s.privacy.karte_roles) - {"operator", "supervisor", "backoffice", "admin"}
+    if bad_roles:
+        raise ConfigError(f"privacy.karte_roles: unknown role {sorted(bad_roles)[0]!r}")
     if not 0 <= s.jobs.subscription_hour <= 23:
         raise ConfigError("jobs.subscription_hour: must be between 0 and 23")
     if s.cti.ring_timeout_s < 5:

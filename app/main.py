@@ -22,11 +22,15 @@ from app.calls.service import pops_for
 from app.config import Settings, load_settings, resolve_secret_key
 from app.cti_runtime import CtiRuntime
 from app.cti_runtime import routes as cti_routes
+from app.customers import merge_routes
 from app.customers import routes as customers_routes
 from app.db import make_engine, make_sessionmaker, transaction
 from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
+from app.orders import routes as orders_routes
+from app.responses import routes as responses_routes
 from app.security import AuthMiddleware, CSRFMiddleware
+from app.subscriptions import routes as subscriptions_routes
 from app.web import STATIC_DIR, DBSessionMiddleware, current_staff
 
 log = logging.getLogger("yebisu")
@@ -93,6 +97,10 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
         *home_routes.routes,
         *calls_routes.routes,
         *customers_routes.routes,
+        *merge_routes.routes,
+        *responses_routes.routes,
+        *orders_routes.routes,
+        *subscriptions_routes.routes,
         *cti_routes,
         *admin_routes.routes,
         WebSocketRoute("/ws", websocket_endpoint),

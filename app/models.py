@@ -4,9 +4,18 @@ from app.audit.models import AuditLog
 from app.auth.models import Staff
 from app.calls.models import Call, Presence
 from app.customers.models import Customer, CustomerEmail, CustomerPhone, ShipTo
-from app.masters.models import Ad, Carrier, Product, ProductCategory, Rank, ShippingRate
+from app.masters.models import (
+    Ad,
+    Carrier,
+    Companion,
+    Product,
+    ProductCategory,
+    Rank,
+    SetItem,
+    ShippingRate,
+)
 from app.orders.models import Order, OrderLine
-from app.responses.models import Action, Response
+from app.responses.models import Action, Faq, Response
 from app.subscriptions.models import Subscription, SubscriptionItem
 
 __all__ = [
@@ -15,9 +24,11 @@ __all__ = [
     "AuditLog",
     "Call",
     "Carrier",
+    "Companion",
     "Customer",
     "CustomerEmail",
     "CustomerPhone",
+    "Faq",
     "Order",
     "OrderLine",
     "Presence",
@@ -25,6 +36,7 @@ __all__ = [
     "ProductCategory",
     "Rank",
     "Response",
+    "SetItem",
     "ShipTo",
     "ShippingRate",
     "Staff",

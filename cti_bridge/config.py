@@ -142,6 +142,12 @@ def coerce(value: Any, typ: Any, key: str) -> Any:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError
             return list(value)
+        if typ_s.startswith("list[int]"):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+            if not isinstance(value, list) or any(isinstance(v, bool) for v in value):
+                raise ValueError
+            return [int(v) for v in value]
     except (TypeError, ValueError):
         raise ConfigError(f"{key}: expected {typ_s}, got {value!r}") from None
     raise ConfigError(f"{key}: unsupported type {typ_s}")

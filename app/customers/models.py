@@ -13,14 +13,24 @@ from app.db import Base, UTCDateTime, utcnow
 
 class Customer(Base):
     __tablename__ = "customers"
+    # Prefix search (LIKE 'key%') needs the pattern operator class on PostgreSQL whenever the
+    # database collation is not "C".
+    __table_args__ = (
+        Index(
+            "ix_customers_name_key", "name_key", postgresql_ops={"name_key": "varchar_pattern_ops"}
+        ),
+        Index(
+            "ix_customers_kana_key", "kana_key", postgresql_ops={"kana_key": "varchar_pattern_ops"}
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     kana: Mapped[str] = mapped_column(String(100), default="")
     # Normalised search keys: name without spaces; kana as full-width katakana without spaces.
-    name_key: Mapped[str] = mapped_column(String(100), default="", index=True)
-    kana_key: Mapped[str] = mapped_column(String(100), default="", index=True)
+    name_key: Mapped[str] = mapped_column(String(100), default="")
+    kana_key: Mapped[str] = mapped_column(String(100), default="")
     postcode: Mapped[str] = mapped_column(String(8), default="")
     prefecture: Mapped[str] = mapped_column(String(8), default="")
     city: Mapped[str] = mapped_column(String(100), default="")

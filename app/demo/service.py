@@ -44,7 +44,17 @@ from app.auth.service import create_staff
 from app.customers.keys import kana_key, name_key
 from app.db import Base, make_engine, make_sessionmaker, transaction
 from app.demo import names as N
-from app.masters.models import Ad, Carrier, Product, ProductCategory, Rank, ShippingRate
+from app.masters.models import (
+    Ad,
+    Carrier,
+    Companion,
+    Product,
+    ProductCategory,
+    Rank,
+    SetItem,
+    ShippingRate,
+)
+from app.responses.models import Faq
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 UTC = dt.UTC
@@ -88,6 +98,7 @@ CATEGORIES: list[tuple[str, str]] = [
     ("40", "サプリメント"),
     ("50", "健康茶"),
     ("90", "プレゼント"),
+    ("99", "同梱物"),
 ]
 
 
@@ -209,6 +220,80 @@ PRODUCTS: list[_ProductSpec] = [
     ),
 ]
 
+PRODUCTS.append(
+    _ProductSpec(
+        "99001",
+        "取扱説明書（サポートテープ）",
+        "トリアツカイセツメイショ サポートテープ",
+        "99",
+        0,
+        50,
+        "standard",
+        description="健康サポートテープに必ず同梱する説明書。",
+    )
+)
+
+# set product code -> (component code, quantity)
+SET_ITEMS: dict[str, list[tuple[str, int]]] = {
+    "30001": [("10001", 1), ("20001", 1)],
+    "10002": [("10001", 3)],
+}
+# product code -> (companion code, quantity): "buy A, always ship B"
+COMPANIONS: dict[str, list[tuple[str, int]]] = {"20002": [("99001", 1)]}
+
+# category, question, model answer, keywords
+FAQS: list[tuple[str, str, str, str]] = [
+    (
+        "商品",
+        "健康トニックはいつ飲めばよいですか",
+        "1日1本、朝食後にお召し上がりいただくのがおすすめです。冷やしても美味しくお飲みいただけます。",
+        "飲み方 タイミング 朝",
+    ),
+    (
+        "商品",
+        "健康サポートテープの貼り方を知りたい",
+        "肌を清潔にして水気をふき取り、伸ばさずに貼ってください。同梱の説明書の図もご覧ください。",
+        "使用方法 貼り方 説明書",
+    ),
+    (
+        "配送",
+        "届く日を指定できますか",
+        "ご注文日から3日後以降でお届け日を指定できます。時間帯は午前中・14-16時・16-18時・18-20時・19-21時からお選びください。",
+        "お届け日 指定 時間帯",
+    ),
+    (
+        "配送",
+        "商品がまだ届かない",
+        "お問い合わせ番号で配送状況をお調べします。出荷済みの場合は配送会社へ確認し、折り返しご連絡します。",
+        "未着 遅延 追跡 問い合わせ番号",
+    ),
+    (
+        "定期",
+        "定期購入の間隔を変更したい",
+        "定期の間隔（毎月・2ヶ月ごと など）とお届け日はいつでも変更できます。"
+        "次回出荷の5日前までにご連絡ください。",
+        "定期 間隔 変更 スキップ",
+    ),
+    (
+        "定期",
+        "定期購入をやめたい",
+        "次回出荷の5日前までにお電話でお申し付けください。解約の理由をお伺いしています。",
+        "解約 停止 休止",
+    ),
+    (
+        "支払",
+        "支払方法は何がありますか",
+        "代金引換、郵便振替（後払い）、クレジットカード、銀行振込をご利用いただけます。代金引換の手数料は330円です。",
+        "代引 後払い クレジット 振込 手数料",
+    ),
+    (
+        "返品",
+        "商品を返品したい",
+        "商品到着後8日以内の未開封品は返品を承ります。不良品の場合は送料当社負担で交換いたします。",
+        "返品 交換 不良",
+    ),
+]
+
 CARRIERS: list[tuple[str, str]] = [("yamato", "ヤマト運輸"), ("sagawa", "佐川急便")]
 COD_FEE = 330
 
@@ -271,6 +356,31 @@ async def load_masters(session: AsyncSession) -> None:
                     active=True,
                 )
             )
+
+    await session.flush()
+    product_ids = {
+        code: id_ for code, id_ in await session.execute(select(Product.code, Product.id))
+    }
+    have_pairs = set(
+        (await session.execute(select(SetItem.set_product_id, SetItem.component_id))).tuples()
+    )
+    for set_code, parts in SET_ITEMS.items():
+        for part_code, qty in parts:
+            pair = (product_ids[set_code], product_ids[part_code])
+            if pair not in have_pairs:
+                session.add(SetItem(set_product_id=pair[0], component_id=pair[1], quantity=qty))
+    have_pairs = set(
+        (await session.execute(select(Companion.product_id, Companion.companion_id))).tuples()
+    )
+    for code, companions in COMPANIONS.items():
+        for companion_code, qty in companions:
+            pair = (product_ids[code], product_ids[companion_code])
+            if pair not in have_pairs:
+                session.add(Companion(product_id=pair[0], companion_id=pair[1], quantity=qty))
+    have_questions = set((await session.scalars(select(Faq.question))).all())
+    for category, question, answer, keywords in FAQS:
+        if question not in have_questions:
+            session.add(Faq(category=category, question=question, answer=answer, keywords=keywords))
 
     carrier_ids = {
         code: id_ for code, id_ in await session.execute(select(Carrier.code, Carrier.id))

@@ -98,3 +98,28 @@ class ShippingRate(Base):
     fee: Mapped[int] = mapped_column(Integer)
     cod_fee: Mapped[int] = mapped_column(Integer, default=330)
     lead_days: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class SetItem(Base):
+    """セット商品マスタ: a set product is made of these products and quantities; order entry
+    expands a set into its parts."""
+
+    __tablename__ = "product_set_items"
+    __table_args__ = (UniqueConstraint("set_product_id", "component_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    component_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Companion(Base):
+    """同梱: when ``product_id`` is bought, ``companion_id`` always ships with it."""
+
+    __tablename__ = "product_companions"
+    __table_args__ = (UniqueConstraint("product_id", "companion_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    companion_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)

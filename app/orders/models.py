@@ -75,3 +75,6 @@ class OrderLine(Base):
     amount: Mapped[int] = mapped_column(Integer)
     tax_class: Mapped[str] = mapped_column(String(16), default="standard")
     is_present: Mapped[bool] = mapped_column(default=False)
+    # A part of a set product or a companion (同梱) points at the position of the line it
+    # came from; such lines carry no price of their own.
+    parent_position: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -234,5 +234,5 @@ def test_ended_call_leaves_a_response_to_complete(
         },
     )
     assert "対応履歴を保存しました。" in r.text and "未入力" not in r.text
-    monitor = client.get(f"/customers/{cid}").text
+    monitor = client.get(f"/customers/{cid}/responses").text
     assert "説明書が入っていなかった" in monitor and "郵送を手配" in monitor
