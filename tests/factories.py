@@ -45,3 +45,22 @@ def add_customer(url: str, name: str, kana: str, *phones: str, **kw: Any) -> int
     from tests.conftest import run_async
 
     return int(run_async(_add_customer(url, name, kana, phones, **kw)))
+
+
+async def _add_masters(url: str) -> None:
+    from app.demo.service import load_masters
+
+    engine = make_engine(url)
+    try:
+        async with transaction(make_sessionmaker(engine)) as s:
+            await load_masters(s)
+    finally:
+        await engine.dispose()
+
+
+def add_masters(url: str) -> None:
+    """Load the demo masters: ranks, ads, products (sets and companions), carriers, shipping
+    rates by prefecture, FAQs."""
+    from tests.conftest import run_async
+
+    run_async(_add_masters(url))
