@@ -27,6 +27,7 @@ from app.customers import routes as customers_routes
 from app.db import make_engine, make_sessionmaker, transaction
 from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
+from app.orders import history_routes
 from app.orders import routes as orders_routes
 from app.responses import routes as responses_routes
 from app.security import AuthMiddleware, CSRFMiddleware
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
         *merge_routes.routes,
         *responses_routes.routes,
         *orders_routes.routes,
+        *history_routes.routes,
         *subscriptions_routes.routes,
         *cti_routes,
         *admin_routes.routes,

@@ -25,7 +25,7 @@ SECTIONS: tuple[Section, ...] = (
         "顧客モニタ",
         "/customers",
         ALL,
-        False,
+        True,
         "電話番号・氏名・かなで顧客を検索し、顧客モニタで詳細・履歴・受注入力を行います。",
     ),
     Section(
