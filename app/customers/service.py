@@ -221,7 +221,9 @@ def _card_from_row(row: Any) -> CustomerCard:
     )
 
 
-_POP_LOOKUP_PG_SQL = text(
+# PostgreSQL: the customers with this number (exact) and, when there is exactly one, their
+# whole card, in one statement; ``app.calls`` wraps it to also pick the pop's operators.
+POP_LOOKUP_PG_SELECT = (
     """
     WITH m AS (
         SELECT DISTINCT p.customer_id FROM customer_phones p
@@ -238,7 +240,9 @@ _POP_LOOKUP_PG_SQL = text(
     + """    WHERE c.id = one.cid
     ) card ON true
     """
-).columns(**_CARD_PG_TYPES)
+)
+POP_LOOKUP_PG_TYPES = _CARD_PG_TYPES
+_POP_LOOKUP_PG_SQL = text(POP_LOOKUP_PG_SELECT).columns(**_CARD_PG_TYPES)
 
 
 async def pop_lookup(session: AsyncSession, *, e164: str) -> tuple[PhoneMatch, list[CustomerCard]]:
@@ -247,13 +251,23 @@ async def pop_lookup(session: AsyncSession, *, e164: str) -> tuple[PhoneMatch, l
     PostgreSQL the usual case (an exact match) is one round trip."""
     if e164 and session.get_bind().dialect.name == "postgresql":
         row = (await session.execute(_POP_LOOKUP_PG_SQL, {"number": e164})).first()
-        ids = list(row.ids or []) if row is not None else []
-        if len(ids) == 1 and row is not None and row.id is not None:
-            return PhoneMatch("exact", ids), [_card_pg_from_row(row)]
-        if ids:
-            return PhoneMatch("exact", ids), await customer_cards(
-                session, customer_ids=ids, detail=False
-            )
+        return await pop_from_pg_row(session, row=row, e164=e164)
+    match = await find_by_number(session, e164=e164)
+    return match, await cards_for_match(session, match=match)
+
+
+async def pop_from_pg_row(
+    session: AsyncSession, *, row: Any, e164: str
+) -> tuple[PhoneMatch, list[CustomerCard]]:
+    """The match and cards from a row of ``POP_LOOKUP_PG_SELECT`` (a partial, last-8-digits
+    match or several customers take further queries)."""
+    ids = list(row.ids or []) if row is not None else []
+    if len(ids) == 1 and row is not None and row.id is not None:
+        return PhoneMatch("exact", ids), [_card_pg_from_row(row)]
+    if ids:
+        return PhoneMatch("exact", ids), await customer_cards(
+            session, customer_ids=ids, detail=False
+        )
     match = await find_by_number(session, e164=e164)
     return match, await cards_for_match(session, match=match)
 
