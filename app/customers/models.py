@@ -10,18 +10,17 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
 
+# Search keys compare byte-wise on PostgreSQL ("C" collation), so a prefix LIKE can use a plain
+# b-tree index whatever the database's collation is.
+SEARCH_KEY = String(100).with_variant(String(100, collation="C"), "postgresql")
+
 
 class Customer(Base):
     __tablename__ = "customers"
-    # Prefix search (LIKE 'key%') needs the pattern operator class on PostgreSQL whenever the
-    # database collation is not "C".
+    # Prefix search: ``key LIKE 'x%' ORDER BY key, id LIMIT n`` walks these indexes.
     __table_args__ = (
-        Index(
-            "ix_customers_name_key", "name_key", postgresql_ops={"name_key": "varchar_pattern_ops"}
-        ),
-        Index(
-            "ix_customers_kana_key", "kana_key", postgresql_ops={"kana_key": "varchar_pattern_ops"}
-        ),
+        Index("ix_customers_name_key", "name_key", "id"),
+        Index("ix_customers_kana_key", "kana_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -29,8 +28,8 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(100))
     kana: Mapped[str] = mapped_column(String(100), default="")
     # Normalised search keys: name without spaces; kana as full-width katakana without spaces.
-    name_key: Mapped[str] = mapped_column(String(100), default="")
-    kana_key: Mapped[str] = mapped_column(String(100), default="")
+    name_key: Mapped[str] = mapped_column(SEARCH_KEY, default="")
+    kana_key: Mapped[str] = mapped_column(SEARCH_KEY, default="")
     postcode: Mapped[str] = mapped_column(String(8), default="")
     prefecture: Mapped[str] = mapped_column(String(8), default="")
     city: Mapped[str] = mapped_column(String(100), default="")
