@@ -62,8 +62,12 @@ templates = make_templates()
 
 
 def is_htmx(request: Request) -> bool:
+    """An htmx request for a fragment (a boosted link or a history restore wants the page)."""
+    h = request.headers
     return (
-        request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+        h.get("HX-Request") == "true"
+        and h.get("HX-Boosted") != "true"
+        and h.get("HX-History-Restore-Request") != "true"
     )
 
 

@@ -361,17 +361,19 @@ async def load_masters(session: AsyncSession) -> None:
     product_ids = {
         code: id_ for code, id_ in await session.execute(select(Product.code, Product.id))
     }
-    have_pairs = set(
-        (await session.execute(select(SetItem.set_product_id, SetItem.component_id))).tuples()
-    )
+    have_pairs = {
+        (a, b)
+        for a, b in await session.execute(select(SetItem.set_product_id, SetItem.component_id))
+    }
     for set_code, parts in SET_ITEMS.items():
         for part_code, qty in parts:
             pair = (product_ids[set_code], product_ids[part_code])
             if pair not in have_pairs:
                 session.add(SetItem(set_product_id=pair[0], component_id=pair[1], quantity=qty))
-    have_pairs = set(
-        (await session.execute(select(Companion.product_id, Companion.companion_id))).tuples()
-    )
+    have_pairs = {
+        (a, b)
+        for a, b in await session.execute(select(Companion.product_id, Companion.companion_id))
+    }
     for code, companions in COMPANIONS.items():
         for companion_code, qty in companions:
             pair = (product_ids[code], product_ids[companion_code])
