@@ -33,7 +33,7 @@ SECTIONS: tuple[Section, ...] = (
         "受注一覧",
         "/orders",
         ALL,
-        False,
+        True,
         "受付日・伝票区分・配送会社・入力者で受注を一覧します。",
     ),
     Section(
