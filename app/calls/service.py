@@ -330,17 +330,21 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
         call.duration_s = max(0, int((event.at - start).total_seconds()))
         if call.staff_id is not None:
             deliveries.append(await _presence_update(session, call.staff_id, "after_call"))
-        session.add(
-            Response(
-                customer_id=call.customer_id,
-                call_id=call.id,
-                staff_id=call.staff_id,
-                responded_at=call.answered_at or call.started_at,
-                category="問合せ",
-                channel="電話",
-                status="open",
-            )
+        entered = await session.scalar(
+            select(Response.id).where(Response.call_id == call.id).limit(1)
         )
+        if entered is None:  # nothing entered during the call: leave one to complete
+            session.add(
+                Response(
+                    customer_id=call.customer_id,
+                    call_id=call.id,
+                    staff_id=call.staff_id,
+                    responded_at=call.answered_at or call.started_at,
+                    category="問合せ",
+                    channel="電話",
+                    status="open",
+                )
+            )
         if call.customer_id is not None:
             session.add(
                 Action(

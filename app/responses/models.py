@@ -31,7 +31,7 @@ class Response(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True)
-    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), nullable=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), nullable=True, index=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     responded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     category: Mapped[str] = mapped_column(String(16), default="問合せ")
