@@ -15,6 +15,7 @@ from app.auth.models import Staff
 from app.calls import service
 from app.calls.models import PRESENCE_LABELS, Call
 from app.calls.presence import SELECTABLE, get_presence, set_presence
+from app.customers.duplicates import Candidate, DuplicatesFound
 from app.customers.models import Customer
 from app.customers.service import CustomerInputError, register_customer
 from app.hub import Hub
@@ -128,13 +129,49 @@ async def choose(request: Request) -> Response:
     )
 
 
+def _seen_ids(raw: str) -> set[int]:
+    """The candidate ids a new-customer form showed (``seen=3,17``)."""
+    return {int(part) for part in raw.split(",") if part.strip().isdigit()}
+
+
+def _new_customer_form(
+    call: Call,
+    form: dict[str, str],
+    *,
+    errors: dict[str, str] | None = None,
+    candidates: list[Candidate] | None = None,
+) -> HTMLResponse:
+    """The pop's new-customer form again: with the errors beside the fields, or with the
+    existing customers who may be the caller (nothing has been saved)."""
+    html = templates.get_template("calls/_new_customer_fields.html").render(
+        call=call,
+        key=service.pop_key(call.source, call.source_call_id),
+        ref={"source": call.source, "call": call.source_call_id},
+        caller_display=service.caller_label(call),
+        errors=errors or {},
+        candidates=candidates or [],
+        form=form,
+    )
+    return HTMLResponse(
+        f'<form class="pop-new" hx-post="/calls/register" hx-target="this" '
+        f'hx-swap="outerHTML">{html}</form>'
+    )
+
+
 async def register(request: Request) -> Response:
-    """New customer from the pop-up, with the caller's number filled in."""
+    """New customer from the pop-up, with the caller's number filled in.
+
+    Existing customers with the same phone, name or kana are shown first (名寄せ): the
+    operator picks one (``/calls/choose``) or registers past them (``confirm=1`` with the
+    ``seen`` ids); nothing is saved until then.
+    """
     staff = current_staff(request)
     assert staff is not None
     session = db(request)
     form = await request.form()
     data = {k: str(form.get(k, "")) for k in ("name", "kana", "phone", "phone_kind")}
+    confirmed = str(form.get("confirm", "")) == "1"
+    seen = _seen_ids(str(form.get("seen", ""))) if confirmed else set()
     call = await _call_of_form(request)
     if call is None:
         return _gone(staff.id, request)
@@ -147,20 +184,13 @@ async def register(request: Request) -> Response:
             phone=data["phone"],
             phone_kind=data["phone_kind"] or "home",
             staff_id=staff.id,
+            check_duplicates=True,
+            known_duplicates=seen,
         )
     except CustomerInputError as exc:
-        html = templates.get_template("calls/_new_customer_fields.html").render(
-            call=call,
-            key=service.pop_key(call.source, call.source_call_id),
-            ref={"source": call.source, "call": call.source_call_id},
-            caller_display=service.caller_label(call),
-            errors=exc.errors,
-            form=data,
-        )
-        return HTMLResponse(
-            f'<form class="pop-new" hx-post="/calls/register" hx-target="this" '
-            f'hx-swap="outerHTML">{html}</form>'
-        )
+        return _new_customer_form(call, data, errors=exc.errors)
+    except DuplicatesFound as exc:
+        return _new_customer_form(call, data, candidates=exc.candidates)
     deliveries: list[service.Delivery] = []
     if call.state == "ringing":
         result = await service.take_call(session, call_id=call_id, staff_id=staff.id)

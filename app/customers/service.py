@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
 from app.customers.keys import kana_key, name_key
-from app.customers.models import Customer, CustomerPhone
+from app.customers.models import Customer, CustomerEmail, CustomerPhone
 from app.db import UTCDateTime
 from cti_bridge.numbers import display_national, last8, normalise_stored
 
@@ -375,30 +377,74 @@ async def register_customer(
     phone: str,
     phone_kind: str = "home",
     staff_id: int | None,
+    postcode: str = "",
+    prefecture: str = "",
+    city: str = "",
+    street: str = "",
+    building: str = "",
+    email: str = "",
+    check_duplicates: bool = False,
+    known_duplicates: Collection[int] = (),
 ) -> Customer:
-    """Register a new customer with one phone (from the pop-up or search)."""
+    """Register a new customer with one phone (from the pop-up or search), optionally an
+    address and an e-mail address.
+
+    With ``check_duplicates`` the input is first checked for existing customers who may be the
+    same person (名寄せ, ``app.customers.duplicates``): when there is one the operator has not
+    seen yet (``known_duplicates``: the ids they were shown and chose to register past),
+    ``DuplicatesFound`` carries them all and nothing is written. Bad input raises
+    ``CustomerInputError``, also before anything is written.
+    """
+    from app.customers.duplicates import DuplicatesFound, find_candidates
+    from app.customers.editing import bad_kana, normal_kana
+    from app.customers.postcodes import address_errors, format_postcode, postcode_digits
+
     errors: dict[str, str] = {}
     name = name.strip()
-    kana = kana.strip()
+    kana = normal_kana(kana)
     if not name:
         errors["name"] = "顧客名を入力してください。"
     elif len(name) > 100:
         errors["name"] = "顧客名は100文字以内で入力してください。"
-    if len(kana) > 100:
+    if bad_kana(kana):
+        errors["kana"] = "顧客名かなはひらがなかカタカナで入力してください。"
+    elif len(kana) > 100:
         errors["kana"] = "顧客名かなは100文字以内で入力してください。"
     number = normalise_stored(phone) if phone.strip() else None
     if number is not None and not number.number_e164:
         errors["phone"] = "電話番号の形式が正しくありません（例: 0952-32-6611）。"
     if phone_kind not in PHONE_KINDS:
         errors["phone_kind"] = "電話の種類を選んでください。"
+    city, street, building = city.strip(), street.strip(), building.strip()
+    prefecture = prefecture.strip()
+    errors.update(
+        address_errors(
+            postcode=postcode, prefecture=prefecture, city=city, street=street, building=building
+        )
+    )
+    postcode = format_postcode(postcode_digits(postcode) or "")
+    email = unicodedata.normalize("NFKC", email).strip().lower()
+    if email and (len(email) > 254 or not _EMAIL.fullmatch(email)):
+        errors["email"] = "メールアドレスの形式が正しくありません（例: taro@example.jp）。"
     if errors:
         raise CustomerInputError(errors)
+    if check_duplicates:
+        candidates = await find_candidates(
+            session, name=name, kana=kana, phones=[phone], email=email
+        )
+        if any(c.id not in known_duplicates for c in candidates):
+            raise DuplicatesFound(candidates)
     customer = Customer(
         code="new-" + uuid.uuid4().hex[:12],  # replaced by the id-based code below
         name=name,
         kana=kana,
         name_key=name_key(name),
         kana_key=kana_key(kana),
+        postcode=postcode,
+        prefecture=prefecture,
+        city=city,
+        street=street,
+        building=building,
         staff_id=staff_id,
         flags={},
     )
@@ -412,19 +458,34 @@ async def register_customer(
                 position=0,
             )
         )
+    if email:
+        customer.emails.append(CustomerEmail(address=email, position=0))
     session.add(customer)
     await session.flush()
     customer.code = customer_code(customer.id)
     await session.flush()
+    changes = {"name": name, "kana": kana, "phone": phone.strip()}
+    extra = {
+        "postcode": postcode,
+        "prefecture": prefecture,
+        "city": city,
+        "street": street,
+        "building": building,
+        "email": email,
+    }
+    changes.update({k: v for k, v in extra.items() if v})
     await record(
         session,
         action="create",
         entity="customer",
         entity_id=customer.id,
         staff_id=staff_id,
-        changes={"name": name, "kana": kana, "phone": phone.strip()},
+        changes=changes,
     )
     return customer
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass
