@@ -29,6 +29,14 @@ SECTIONS: tuple[Section, ...] = (
         "電話番号・氏名・かなで顧客を検索し、顧客モニタで詳細・履歴・受注入力を行います。",
     ),
     Section(
+        "duplicates",
+        "名寄せ",
+        "/customers/duplicates",
+        ("supervisor", "backoffice"),
+        True,
+        "同名・同じ電話番号の顧客を一覧し、重複した顧客を統合します。",
+    ),
+    Section(
         "orders",
         "受注一覧",
         "/orders",
@@ -104,8 +112,10 @@ class MenuItem:
 def menu_for(staff: CurrentStaff | None, path: str) -> list[MenuItem]:
     if staff is None:
         return []
-    return [
-        MenuItem(s, path == s.path or path.startswith(s.path + "/"))
-        for s in SECTIONS
-        if staff.has_role(*s.roles)
-    ]
+
+    def matches(s: Section) -> bool:
+        return path == s.path or path.startswith(s.path + "/")
+
+    # The longest matching path is the active one (名寄せ lives under /customers/).
+    best = max((s for s in SECTIONS if matches(s)), key=lambda s: len(s.path), default=None)
+    return [MenuItem(s, s is best) for s in SECTIONS if staff.has_role(*s.roles)]

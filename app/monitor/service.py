@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditLog
 from app.audit.service import record
 from app.auth.models import Staff
 from app.calls.models import Call
@@ -99,6 +100,25 @@ async def log_karte_view(
         staff_id=staff_id,
         ip=ip,
     )
+
+
+async def karte_viewed_since(
+    session: AsyncSession, *, customer_id: int, staff_id: int, since: dt.datetime
+) -> bool:
+    """Whether this member of staff's view of the カルテ is already logged since ``since``
+    (one entry per staff, customer and interval keeps the log readable)."""
+    found = await session.scalar(
+        select(AuditLog.id)
+        .where(
+            AuditLog.entity == "customer",
+            AuditLog.entity_id == customer_id,
+            AuditLog.at >= since,
+            AuditLog.action == "view_karte",
+            AuditLog.staff_id == staff_id,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def current_call(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.calls.models import Call
-from app.monitor.service import Header, current_call, log_karte_view, monitor_header
+from app.db import utcnow
+from app.monitor.service import (
+    Header,
+    current_call,
+    karte_viewed_since,
+    log_karte_view,
+    monitor_header,
+)
 from app.web import JST, current_staff, db, is_htmx, render, templates
 
 KARTE_LOG_INTERVAL_S = 600
@@ -63,13 +69,12 @@ async def monitor_frame(request: Request, customer_id: int) -> tuple[Header | No
     if header is None:
         return None, None
     if header.karte is not None and header.has_karte:
-        seen: dict[str, float] = request.session.setdefault("karte_seen", {})
-        now = time.time()
-        if now - seen.get(str(customer_id), 0) > KARTE_LOG_INTERVAL_S:
+        since = utcnow() - dt.timedelta(seconds=KARTE_LOG_INTERVAL_S)
+        if not await karte_viewed_since(
+            session, customer_id=customer_id, staff_id=staff.id, since=since
+        ):
             ip = request.client.host if request.client else ""
             await log_karte_view(session, customer_id=customer_id, staff_id=staff.id, ip=ip)
-            seen[str(customer_id)] = now
-            request.session["karte_seen"] = seen
     call = await current_call(
         session, call_id=call_param(request), staff_id=staff.id, customer_id=customer_id
     )
