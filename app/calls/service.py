@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import PRESENCE_LABELS, Call
 from app.calls.presence import get_presence, set_presence, targets_for
+from app.customers.models import Customer
 from app.customers.service import (
     POP_LOOKUP_PG_SELECT,
     POP_LOOKUP_PG_TYPES,
@@ -291,7 +292,11 @@ async def choose_customer(
     call = await session.get(Call, call_id)
     if call is None or call.staff_id != staff_id:
         return None
-    call.customer_id = customer_id
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        return None
+    # A customer merged into another: the call belongs to the surviving record.
+    call.customer_id = customer.merged_into_id or customer.id
     await session.flush()
     return call
 

@@ -518,7 +518,8 @@ async def search_customers(session: AsyncSession, *, q: str, limit: int = 50) ->
             (
                 await session.scalars(
                     select(CustomerEmail.customer_id)
-                    .where(CustomerEmail.address == q.lower())
+                    .join(Customer, Customer.id == CustomerEmail.customer_id)
+                    .where(CustomerEmail.address == q.lower(), active)
                     .limit(limit)
                 )
             ).all()
