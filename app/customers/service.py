@@ -127,7 +127,7 @@ _LAST_ORDER_SQL = text(
     FROM (SELECT id, received_on, total FROM orders
           WHERE customer_id = :cid AND status <> 'cancelled'
           ORDER BY received_on DESC, id DESC LIMIT 1) o
-    LEFT JOIN order_lines l ON l.order_id = o.id
+    LEFT JOIN order_lines l ON l.order_id = o.id AND l.parent_position IS NULL
     ORDER BY l.position
     """
 ).columns(received_on=Date(), total=Integer(), product_name=String(), quantity=Integer())
@@ -165,7 +165,8 @@ _CARD_PG_SELECT = """
               FROM customer_phones p WHERE p.customer_id = c.id) AS phones,
            lo.received_on, lo.total,
            (SELECT string_agg(l.product_name || '×' || l.quantity, '、' ORDER BY l.position)
-              FROM order_lines l WHERE l.order_id = lo.id) AS order_lines,
+              FROM order_lines l
+             WHERE l.order_id = lo.id AND l.parent_position IS NULL) AS order_lines,
            (SELECT string_agg(sb.id || chr(31) || sb.interval_unit || chr(31) || sb.interval_n
                               || chr(31) || coalesce(sb.next_date::text, '') || chr(31)
                               || pr.name || '×' || si.quantity, chr(30) ORDER BY sb.id, si.id)

@@ -629,6 +629,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "amount",
         "tax_class",
         "is_present",
+        "parent_position",
     ),
     "responses": (
         "id",
@@ -1653,7 +1654,8 @@ class _Generator:
         fee, cod, lead, region = self.ctx.rates[(carrier, dest)]
         oid = self._id("orders")
         standard = reduced = subtotal = 0
-        for position, (prod, qty) in enumerate(lines):
+        position = 0
+        for prod, qty in lines:
             amount = prod.price * qty
             subtotal += amount
             if prod.tax_class == "reduced":
@@ -1673,8 +1675,31 @@ class _Generator:
                     amount,
                     prod.tax_class,
                     prod.is_present,
+                    None,
                 )
             )
+            parent = position
+            position += 1
+            # a set's parts and "buy A, ship B" companions, as order entry expands them
+            for part_code, per in (*SET_ITEMS.get(prod.code, ()), *COMPANIONS.get(prod.code, ())):
+                part = self.ctx.products[part_code]
+                rows["order_lines"].append(
+                    (
+                        self._id("order_lines"),
+                        oid,
+                        position,
+                        part.id,
+                        part.code,
+                        part.name,
+                        per * qty,
+                        0,
+                        0,
+                        part.tax_class,
+                        False,
+                        parent,
+                    )
+                )
+                position += 1
         cod_fee = cod if payment == "cod" else 0
         tax = (standard + fee + cod_fee) * 10 // 100 + reduced * 8 // 100
         total = subtotal + fee + cod_fee + tax

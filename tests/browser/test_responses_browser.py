@@ -68,7 +68,10 @@ def test_response_with_faq_answer_entered_by_keyboard(
     assert "古賀 雅美" in text and "肌を清潔にして" in text and "説明書を郵送" in text
     assert page.input_value("#response-content") == ""
     assert page.input_value("#response-answer") == ""
-    assert focused_id(page) == "response-content"
+    # htmx focuses the fresh form's autofocus field once the swap has settled
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.id === 'response-content'"
+    )
 
     # A bad 内容 keeps what was typed and says why, beside the field.
     page.keyboard.press("F1")
