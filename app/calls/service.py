@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Template
-from sqlalchemy import Table, bindparam, select, text, update
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +21,6 @@ from app.calls.presence import get_presence, set_presence, targets_for
 from app.customers.models import Customer
 from app.customers.service import (
     POP_LOOKUP_PG_SELECT,
-    POP_LOOKUP_PG_TYPES,
     CustomerCard,
     PhoneMatch,
     cards_for_match,
@@ -134,13 +135,15 @@ _INSERT_CALL = {
 Push = Callable[[list[Delivery]], Awaitable[None]]
 
 
-_RING_PG_SQL = text(
+_RING_PG_SELECT = (
     "SELECT (SELECT array_agg(staff_id ORDER BY staff_id) FROM presence WHERE "
     "(:extension <> '' AND extension = :extension AND state <> 'offline') OR "
     "(:extension = '' AND line = :line AND state = 'available')) AS targets, x.* FROM ("
     + POP_LOOKUP_PG_SELECT
     + ") x"
-).columns(**POP_LOOKUP_PG_TYPES)
+)
+# psycopg's own parameter style; the statement has no literal "%" and its casts ("::") stay.
+_RING_PG_RAW = re.sub(r"(?<!:):(\w+)", r"%(\1)s", _RING_PG_SELECT)
 
 
 async def _ring_lookup(
@@ -150,7 +153,13 @@ async def _ring_lookup(
     one statement (the usual case is a single round trip)."""
     if event.number and session.get_bind().dialect.name == "postgresql":
         params = {"number": event.number, "extension": event.extension or "", "line": event.line}
-        row = (await session.execute(_RING_PG_SQL, params)).first()
+        # The hottest statement of all, straight on the psycopg connection of the session's
+        # transaction (SQLAlchemy's async statement layer costs ~0.2 ms a statement here).
+        raw = (await (await session.connection()).get_raw_connection()).driver_connection
+        assert raw is not None
+        async with raw.cursor(row_factory=namedtuple_row) as cur:
+            await cur.execute(_RING_PG_RAW, params)
+            row = await cur.fetchone()
         targets = list(row.targets or []) if row is not None else []
         match, cards = await pop_from_pg_row(session, row=row, e164=event.number)
         return targets, match, cards
