@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
 from app.customers.editing import bad_kana, normal_kana
-from app.customers.models import ShipTo
+from app.customers.models import Customer, ShipTo
 from app.customers.postcodes import address_errors, format_postcode, postcode_digits
 from app.customers.service import CustomerInputError
 from cti_bridge.numbers import display_national, normalise_stored
@@ -107,10 +107,22 @@ async def get_ship_to(session: AsyncSession, *, customer_id: int, ship_to_id: in
     return ship_to
 
 
+async def _refuse_merged(session: AsyncSession, customer_id: int) -> None:
+    customer = await session.get(Customer, customer_id)
+    if customer is not None and customer.merged_into_id is not None:
+        raise CustomerInputError(
+            {
+                "name": f"この顧客はお届け先コード {customer.merged_into_id:08d} に統合されました。"
+                "送付先は統合先で登録してください。"
+            }
+        )
+
+
 async def add_ship_to(
     session: AsyncSession, *, customer_id: int, form: ShipToForm, staff_id: int | None
 ) -> ShipTo:
     """Add a ship-to (validated; nothing written on error) and record it in the history."""
+    await _refuse_merged(session, customer_id)
     values = _clean(form)
     ship_to = ShipTo(customer_id=customer_id, active=True, **values)
     session.add(ship_to)
@@ -135,6 +147,7 @@ async def update_ship_to(
     staff_id: int | None,
 ) -> dict[str, Any]:
     """Change a ship-to; the history gets only the changed fields as ``[old, new]``."""
+    await _refuse_merged(session, customer_id)
     ship_to = await get_ship_to(session, customer_id=customer_id, ship_to_id=ship_to_id)
     values = _clean(form)
     changes: dict[str, Any] = {

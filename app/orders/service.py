@@ -60,6 +60,9 @@ MAX_NOTE = 1000
 SUGGESTION_LIMIT = 8
 CODE_LIKE = re.compile(r"[0-9A-Za-z\-]+")
 
+# 受付日 may be back-dated this far (a postcard order typed in a few days late), no further.
+MAX_BACKDATE_DAYS = 31
+
 
 class OrderInputError(ValueError):
     """Bad order input: ``errors`` maps each field (``line-{i}-code`` for a line) to its
@@ -520,6 +523,8 @@ async def build_draft(
         errors["received_on"] = "受付日を正しく入力してください（例 2025/04/07）。"
     elif received_on > today:
         errors["received_on"] = "受付日に未来の日付は指定できません。"
+    elif received_on < today - dt.timedelta(days=MAX_BACKDATE_DAYS):
+        errors["received_on"] = f"受付日は{MAX_BACKDATE_DAYS}日前までです。日付を確認してください。"
     out.received_on = format_date(received_on) if received_on else data.received_on
 
     # lines
@@ -755,20 +760,18 @@ def _dates(
     ship_on: dt.date | None = None
     deliver_on: dt.date | None = None
     if received_on is not None:
-        received_at = (
-            now
-            if received_on == today
-            else dt.datetime.combine(received_on, dt.time(0, 0), tzinfo=now.tzinfo)
-        )
+        # A back-dated order (a postcard typed in late) still ships from today on.
         auto_ship = ship_date(
-            received_at, cutoff=orders.cutoff_time, closed_weekdays=orders.closed_weekdays
+            now, cutoff=orders.cutoff_time, closed_weekdays=orders.closed_weekdays
         )
         out.ship_auto = auto_ship.isoformat()
         ship_on = _edited_or_auto(data.ship_on, data.ship_auto, auto_ship, today=today)
         if ship_on is None:
             errors["ship_on"] = "出荷予定日を正しく入力してください（例 2025/04/07）。"
-        elif ship_on < received_on:
+        elif ship_on < received_on and "received_on" not in errors:
             errors["ship_on"] = "出荷予定日は受付日以降の日付を入力してください。"
+        elif ship_on < today:
+            errors["ship_on"] = "出荷予定日に過ぎた日付は指定できません。"
         elif not is_shipping_day(ship_on, closed_weekdays=orders.closed_weekdays):
             notes["ship_on"] = "倉庫の休業日です。"
         out.ship_on = format_date(ship_on) if ship_on else data.ship_on

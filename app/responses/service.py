@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.auth.models import Staff
+from app.customers.models import Customer
 from app.db import utcnow
 from app.orders.models import Order
 from app.responses.models import (
@@ -353,6 +354,20 @@ def _action_text(values: ResponseValues | Response) -> tuple[str, str]:
     return f"{values.category}: {values.content}", "対応済" if values.status == "done" else "対応中"
 
 
+async def _refuse_merged(session: AsyncSession, customer_id: int) -> None:
+    """A customer merged into another takes no new entries: they belong to the survivor."""
+    merged_into = await session.scalar(
+        select(Customer.merged_into_id).where(Customer.id == customer_id)
+    )
+    if merged_into is not None:
+        raise ResponseInputError(
+            {
+                "response": f"この顧客はお届け先コード {merged_into:08d} に統合されました。"
+                "統合先の顧客モニタで入力してください。"
+            }
+        )
+
+
 async def save_response(
     session: AsyncSession,
     *,
@@ -372,6 +387,7 @@ async def save_response(
     Raises :class:`ResponseInputError` (nothing written). A double submit of the same form
     returns the response the first one wrote.
     """
+    await _refuse_merged(session, customer_id)
     v = validate_response(
         responded_at=responded_at,
         category=category,
@@ -468,6 +484,7 @@ async def complete_response(
     Raises :class:`ResponseInputError` (nothing written), also when the response is not an
     open response of this customer or of the monitor's call ``call_id``.
     """
+    await _refuse_merged(session, customer_id)
     response = await response_for_form(
         session, response_id=response_id, customer_id=customer_id, call_id=call_id
     )

@@ -293,15 +293,24 @@ async def test_edited_dates_are_kept_and_computed_ones_follow_changes(
     data = replace_data(first.data, deliver_on="4/25", ship_to=str(world["gift"]))
     second = await draft_of(maker, world["taro"], data)
     assert second.deliver_on == dt.date(2025, 4, 25)
-    # the ship date was never edited, so it follows a new 受付日
+    # a back-dated 受付日 (a postcard typed in late) still ships from today on
     data = replace_data(second.data, received_on="2025/04/19")
     third = await draft_of(maker, world["taro"], data)
-    assert third.ship_on == dt.date(2025, 4, 19)
+    assert third.ok and third.ship_on == dt.date(2025, 4, 21)
     assert third.deliver_on == dt.date(2025, 4, 25)
     # a delivery sooner than the carrier can make it is allowed with a note
-    data = replace_data(third.data, deliver_on="2025/04/20")
+    data = replace_data(third.data, deliver_on="2025/04/21")
     fourth = await draft_of(maker, world["taro"], data)
-    assert fourth.ok and fourth.notes["deliver_on"] == "通常のお届けは2025/04/22以降です。"
+    assert fourth.ok and fourth.notes["deliver_on"] == "通常のお届けは2025/04/24以降です。"
+    # a ship date already past, or a 受付日 too far back, is refused beside the field
+    data = replace_data(
+        fourth.data, received_on="2025/04/15", ship_on="2025/04/16", deliver_on="2025/04/25"
+    )
+    fifth = await draft_of(maker, world["taro"], data)
+    assert fifth.errors["ship_on"] == "出荷予定日に過ぎた日付は指定できません。"
+    data = replace_data(fourth.data, received_on="2025/03/01")
+    sixth = await draft_of(maker, world["taro"], data)
+    assert sixth.errors["received_on"] == "受付日は31日前までです。日付を確認してください。"
 
 
 def replace_data(data: DraftInput, **kw: str) -> DraftInput:
