@@ -616,6 +616,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "subscription_due_on",
         "idempotency_key",
         "created_at",
+        # the demo keeps only the prefecture of where each order went
+        "ship_name",
+        "ship_postcode",
+        "ship_prefecture",
+        "ship_address",
     ),
     "order_lines": (
         "id",
@@ -1767,6 +1772,10 @@ class _Generator:
                 subscription[1] if subscription else None,
                 None,
                 created,
+                "",
+                "",
+                dest,
+                "",
             )
         )
         first = lines[0]

@@ -188,8 +188,13 @@ async def purchase_lines(
             Order.received_on,
             Order.ship_on,
             Order.deliver_on,
-            func.coalesce(ShipTo.prefecture, Customer.prefecture).label("destination"),
-            ShipTo.name.label("ship_to_name"),
+            func.coalesce(
+                func.nullif(Order.ship_prefecture, ""), ShipTo.prefecture, Customer.prefecture
+            ).label("destination"),
+            case(
+                (Order.ship_to_id.is_(None), None),
+                else_=func.coalesce(func.nullif(Order.ship_name, ""), ShipTo.name),
+            ).label("ship_to_name"),
             Ad.name.label("ad_name"),
             Order.category,
             Order.allocation,
@@ -474,8 +479,13 @@ async def order_list(
             Customer.city,
             Customer.street,
             Customer.building,
-            func.coalesce(ShipTo.prefecture, Customer.prefecture).label("destination"),
-            ShipTo.name.label("ship_to_name"),
+            func.coalesce(
+                func.nullif(Order.ship_prefecture, ""), ShipTo.prefecture, Customer.prefecture
+            ).label("destination"),
+            case(
+                (Order.ship_to_id.is_(None), None),
+                else_=func.coalesce(func.nullif(Order.ship_name, ""), ShipTo.name),
+            ).label("ship_to_name"),
             Ad.name.label("ad_name"),
             first_product.label("first_product"),
             n_lines.label("n_lines"),

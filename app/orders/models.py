@@ -23,6 +23,12 @@ class Order(Base):
     number: Mapped[str] = mapped_column(String(20), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     ship_to_id: Mapped[int | None] = mapped_column(ForeignKey("ship_tos.id"), nullable=True)
+    # Where it was sent, as it was when the order was taken (an address edited later, or a
+    # customer who moves, does not rewrite the order).
+    ship_name: Mapped[str] = mapped_column(String(100), default="")
+    ship_postcode: Mapped[str] = mapped_column(String(8), default="")
+    ship_prefecture: Mapped[str] = mapped_column(String(8), default="")
+    ship_address: Mapped[str] = mapped_column(String(400), default="")
     slip_type: Mapped[str] = mapped_column(
         String(16), default="normal"
     )  # 伝票区分 normal/subscription

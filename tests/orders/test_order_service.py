@@ -581,3 +581,23 @@ async def test_order_from_a_subscription_uses_its_items(
     assert data is not None and data.payment == "card"
     draft = await draft_of(maker, world["taro"], data)
     assert [(r.code, r.quantity, r.unit_price) for r in draft.rows] == [("50001", "2", "2200")]
+
+
+async def test_an_order_keeps_where_it_was_sent_when_the_address_changes_later(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    from app.customers.models import ShipTo
+    from app.orders.history import purchase_lines
+
+    data = order_input(("20001", 1), key="snap", ship_to=str(world["gift"]))
+    result = await submit(maker, world, data)
+    async with transaction(maker) as s:
+        order = await s.get(Order, result.order.id)
+        assert order is not None
+        assert (order.ship_prefecture, order.ship_name) == ("北海道", "札幌 花子")
+        gift = await s.get(ShipTo, world["gift"])
+        assert gift is not None
+        gift.prefecture, gift.city = "沖縄県", "那覇市"  # the recipient moves afterwards
+    async with transaction(maker) as s:
+        page = await purchase_lines(s, customer_id=world["taro"])
+        assert [o.destination for o in page.orders] == ["北海道"]
