@@ -212,7 +212,14 @@ async def _keeps_old_address(
     first = await session.scalar(
         select(Order.id).where(Order.customer_id == merged.id, Order.ship_to_id.is_(None)).limit(1)
     )
-    return first is not None
+    if first is not None:
+        return True
+    sub = await session.scalar(
+        select(Subscription.id)
+        .where(Subscription.customer_id == merged.id, Subscription.ship_to_id.is_(None))
+        .limit(1)
+    )
+    return sub is not None
 
 
 async def merge_customers(
@@ -291,6 +298,20 @@ async def merge_customers(
             .values(ship_to_id=old.id)
             .execution_options(synchronize_session=False)
         )
+        # 定期 still running keep going to the address they were set up for
+        running = await session.execute(
+            update(Subscription)
+            .where(
+                Subscription.customer_id == merged.id,
+                Subscription.ship_to_id.is_(None),
+                Subscription.status != "cancelled",
+            )
+            .values(ship_to_id=old.id)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(running, "rowcount", 0):
+            old.active = True
+            await session.flush()
     for key, model, _label in MOVED:
         result = await session.execute(
             update(model)

@@ -497,12 +497,17 @@ async def test_merge_moves_everything_and_records_history(
         assert gift_order.ship_to_id == ids["gift"]
         old = await s.get(ShipTo, home_order.ship_to_id)
         assert old is not None
+        # the old address stays usable: the merged customer's 定期 keeps going there
         assert (old.customer_id, old.prefecture, old.street, old.active) == (
             keep,
             "福岡県",
             "天神1-1",
-            False,
+            True,
         )
+        [sub] = (
+            await s.scalars(select(Subscription).where(Subscription.customer_id == keep))
+        ).all()
+        assert sub.ship_to_id == old.id
 
         entries = (
             await s.scalars(
