@@ -78,8 +78,13 @@ def test_response_with_faq_answer_entered_by_keyboard(
     page.locator("#response-content-error", has_text="内容を入力してください。").wait_for()
     assert page.locator("#response-list tbody tr").count() == 1
 
-    # The filter survives a reload (hx-push-url).
+    # The filter survives a reload (hx-push-url) — once the refused form has settled.
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.id === 'response-content'"
+    )
+    page.wait_for_load_state("networkidle")
     page.fill("#rf-from", "2015/01/01")
+    assert page.input_value("#rf-from") == "2015/01/01"
     page.press("#rf-from", "Enter")
     page.wait_for_url("**from=2015%2F01%2F01**")
     page.reload()
