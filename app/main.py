@@ -57,7 +57,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 
     try:
         # Shielded: a tab that closes at once must not cancel the query mid-checkin.
-        pops = await asyncio.shield(asyncio.ensure_future(replay()))
+        future = asyncio.ensure_future(replay())
+        pending: set[asyncio.Future[list[str]]] = app.state.pending_replays
+        pending.add(future)
+        future.add_done_callback(pending.discard)
+        pops = await asyncio.shield(future)
         for html in pops:
             await ws.send_text(html)
         while True:
@@ -86,11 +90,16 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
         cti = CtiRuntime(settings, sessionmaker, hub)
         app.state.cti = cti
         await cti.start()
+        app.state.pending_replays = set()
         try:
             yield
         finally:
             await cti.stop()
             await hub.stop()
+            # A replay shielded from its closed tab still holds a connection: let it check in
+            # before the pool is closed (else the connection is dropped unclosed).
+            if app.state.pending_replays:
+                await asyncio.wait(app.state.pending_replays, timeout=5)
             await engine.dispose()
 
     routes: list[BaseRoute] = [

@@ -7,26 +7,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser.pages import focused, log_in
 from tests.factories import add_customer
 
 pytestmark = [pytest.mark.browser]
-
-
-def log_in(page: Any, url: str, login: str) -> None:
-    page.goto(url + "/login")
-    page.fill("#login", login)
-    page.fill("#password", "password123")
-    page.press("#password", "Enter")
-    page.wait_for_url(url + "/")
-
-
-def focused(page: Any) -> dict[str, str]:
-    info: dict[str, str] = page.evaluate(
-        "() => { const e = document.activeElement;"
-        " return {tag: e.tagName, name: e.getAttribute('name') || '', id: e.id,"
-        " text: e.textContent.trim(), value: e.value || ''}; }"
-    )
-    return info
 
 
 def tab_to(page: Any, matches: Callable[[dict[str, str]], bool], limit: int = 40) -> None:

@@ -3,51 +3,21 @@ then the order in 購入履歴 and 受注一覧, and a 再注文 from the histor
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker, transaction
 from app.responses.models import Action
+from tests.browser.pages import focused, simulate, wait_focus
 from tests.conftest import run_async
 from tests.factories import add_customer, add_masters
 
 pytestmark = pytest.mark.browser
-
-
-def simulate(url: str, secret: str, **data: Any) -> str:
-    body = json.dumps(data).encode()
-    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    r = httpx.post(
-        url + "/cti/simulate",
-        content=body,
-        headers={"X-Yebisu-Signature": sig, "Content-Type": "application/json"},
-    )
-    r.raise_for_status()
-    return str(r.json()["call_id"])
-
-
-def focused(page: Any) -> dict[str, str]:
-    info: dict[str, str] = page.evaluate(
-        "() => { const e = document.activeElement;"
-        " return {tag: e.tagName, name: e.getAttribute('name') || '', id: e.id,"
-        " text: e.textContent.trim(), value: e.value || ''}; }"
-    )
-    return info
-
-
-def wait_focus(page: Any, element_id: str) -> None:
-    page.wait_for_function(
-        "id => document.activeElement && document.activeElement.id === id", arg=element_id
-    )
 
 
 def order_actions(url: str) -> list[tuple[int | None, int | None, int]]:

@@ -11,25 +11,11 @@ from sqlalchemy import select
 
 from app.db import make_engine, make_sessionmaker, transaction
 from app.orders.models import Order, OrderLine
+from tests.browser.pages import log_in, wait_focus
 from tests.conftest import run_async
 from tests.factories import add_customer, add_masters
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page: Any, url: str, login: str) -> None:
-    page.goto(url + "/login")
-    page.fill("#login", login)
-    page.fill("#password", "password123")
-    page.press("#password", "Enter")
-    page.wait_for_url(url + "/")
-    page.wait_for_selector("#presence select")
-
-
-def focused(page: Any, element_id: str) -> None:
-    page.wait_for_function(
-        "id => document.activeElement && document.activeElement.id === id", arg=element_id
-    )
 
 
 def stored_orders(url: str) -> list[tuple[str, list[tuple[str, int, int | None]]]]:
@@ -75,27 +61,27 @@ def test_order_by_keyboard_then_reorder(
 
     # F7: 受注入力, the cursor in the first 商品コード
     page.keyboard.press("F7")
-    focused(page, "line-0-code")
+    wait_focus(page, "line-0-code")
     keys = page.keyboard
 
     # a code, Enter, the quantity, Enter …
     keys.type("10001")
     keys.press("Enter")
-    focused(page, "line-0-qty")
+    wait_focus(page, "line-0-qty")
     keys.type("2")
     keys.press("Enter")
-    focused(page, "line-1-code")
+    wait_focus(page, "line-1-code")
     # … and a product by its name: the suggestion list, Enter takes the first
     keys.type("サポートテ")
     page.locator("#order-suggest li", has_text="健康サポートテープ").first.wait_for()
     keys.press("ArrowDown")
     keys.press("ArrowUp")
     keys.press("Enter")
-    focused(page, "line-1-qty")
+    wait_focus(page, "line-1-qty")
     assert page.input_value("#line-1-code") == "20002"
     keys.type("1")
     keys.press("Enter")
-    focused(page, "line-2-code")
+    wait_focus(page, "line-2-code")
     entry = page.locator("#order-entry")
     entry.locator(".line-name", has_text="健康サポートテープ").wait_for()
     entry.locator(".order-companion", has_text="取扱説明書").wait_for()  # 同梱, added for 20002
@@ -112,7 +98,7 @@ def test_order_by_keyboard_then_reorder(
         "健康トニック" in confirm.inner_text()
         and "取扱説明書（サポートテープ）" in confirm.inner_text()
     )
-    focused(page, "order-f1")
+    wait_focus(page, "order-f1")
     page.locator('#order-entry[data-armed="1"]').wait_for()  # a doubled key does not count
     keys.press("F1")
     number = page.locator("#order-number")
@@ -126,23 +112,23 @@ def test_order_by_keyboard_then_reorder(
     # Enter walks through the form; Ctrl+Delete drops a line; Enter on the last field is
     # 入力確認 and Esc (いいえ) brings the form back as it was
     keys.press("F1")  # 続けて受注入力
-    focused(page, "line-0-code")
+    wait_focus(page, "line-0-code")
     keys.type("40001")
     keys.press("Enter")
-    focused(page, "line-0-qty")
+    wait_focus(page, "line-0-qty")
     keys.press("Enter")
-    focused(page, "line-1-code")
+    wait_focus(page, "line-1-code")
     keys.type("50001")
     keys.press("Enter")
-    focused(page, "line-1-qty")
+    wait_focus(page, "line-1-qty")
     entry.locator(".line-name", has_text="ごぼう茶").wait_for()
     keys.press("Control+Delete")
     page.wait_for_function(
         "() => !document.querySelector('#order-entry').textContent.includes('ごぼう茶')"
     )
-    focused(page, "line-1-code")
+    wait_focus(page, "line-1-code")
     keys.press("Enter")  # an empty line: on to 伝票区分
-    focused(page, "order-slip-normal")
+    wait_focus(page, "order-slip-normal")
     for _ in range(20):  # one field after another, then 入力確認
         here = page.evaluate("() => document.activeElement.id")
         keys.press("Enter")
@@ -156,7 +142,7 @@ def test_order_by_keyboard_then_reorder(
     page.get_by_text("この内容で受注しますか？").wait_for()
     assert "グルコサミン" in page.locator("#order-confirm").inner_text()
     keys.press("Escape")
-    focused(page, "line-0-code")
+    wait_focus(page, "line-0-code")
     assert page.input_value("#line-0-code") == "40001"
     assert page.input_value("#line-1-code") == ""
     assert len(stored_orders(database_url)) == 1
@@ -165,9 +151,9 @@ def test_order_by_keyboard_then_reorder(
     order_id = _order_id(database_url, stored)
     page.goto(f"{server.url}/customers/{cid}/order?reorder={order_id}")
     page.get_by_text("受注入力を行いますか？").wait_for()
-    focused(page, "order-f1")
+    wait_focus(page, "order-f1")
     keys.press("Enter")
-    focused(page, "line-2-code")
+    wait_focus(page, "line-2-code")
     assert page.input_value("#line-0-code") == "10001"
     assert page.input_value("#line-0-qty") == "2"
     assert page.input_value("#line-1-code") == "20002"

@@ -8,17 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser.pages import log_in
 from tests.factories import add_customer
 
 pytestmark = [pytest.mark.browser]
-
-
-def log_in(page: Any, url: str, login: str) -> None:
-    page.goto(url + "/login")
-    page.fill("#login", login)
-    page.fill("#password", "password123")
-    page.press("#password", "Enter")
-    page.wait_for_url(url + "/")
 
 
 def test_register_with_an_existing_phone_warns_then_registers_as_another_person(

@@ -7,17 +7,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser.pages import log_in
 from tests.factories import add_customer, add_masters
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page: Any, url: str, login: str) -> None:
-    page.goto(url + "/login")
-    page.fill("#login", login)
-    page.fill("#password", "password123")
-    page.press("#password", "Enter")
-    page.wait_for_url(url + "/")
 
 
 def focused_id(page: Any) -> str:

@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from app.config import Settings
+from tests.browser.pages import log_in, simulate
 from tests.cti.conftest import PtyPair
 from tests.devices import FakeModem
 from tests.factories import add_customer
 
 pytestmark = [pytest.mark.browser, pytest.mark.serial]
-
-
-def log_in(page: Any, url: str, login: str) -> None:
-    page.goto(url + "/login")
-    page.fill("#login", login)
-    page.fill("#password", "password123")
-    page.press("#password", "Enter")
-    page.wait_for_url(url + "/")
-    page.wait_for_selector("#presence select")
-
-
-def simulate(url: str, secret: str, **data: Any) -> str:
-    body = json.dumps(data).encode()
-    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    r = httpx.post(
-        url + "/cti/simulate",
-        content=body,
-        headers={"X-Yebisu-Signature": sig, "Content-Type": "application/json"},
-    )
-    r.raise_for_status()
-    return str(r.json()["call_id"])
 
 
 def test_modem_caller_id_pops_customer_without_a_click(
