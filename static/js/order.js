@@ -292,10 +292,6 @@
   document.addEventListener("htmx:beforeSwap", function (event) {
     var target = event.detail.target;
     if (!target || target.id !== "order-entry") return;
-    if (event.detail.xhr && event.detail.xhr.status === 400) {
-      event.detail.shouldSwap = true; // the form with its messages
-      event.detail.isError = false;
-    }
     keep = null;
     var a = document.activeElement;
     if (!a || !a.id || a.tagName !== "INPUT" || a.type === "radio" || !inForm(a)) return;

@@ -1,18 +1,10 @@
-// 対応履歴 / AC履歴 tabs: forms answer bad input with 400 and the form to show again;
-// 挿入 puts an FAQ's model answer into 対応; Enter in the FAQ search box searches.
+// 対応履歴 / AC履歴 tabs: 挿入 puts an FAQ's model answer into 対応; Enter in the FAQ
+// search box searches. (A 400 carrying the form and its messages is swapped in by the
+// page-wide htmx-config in base.html.)
 (function () {
   "use strict";
   if (window.__yebisuResponses) return;
   window.__yebisuResponses = true;
-
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var d = event.detail;
-    var elt = (d.requestConfig && d.requestConfig.elt) || d.elt || event.target;
-    if (d.xhr && d.xhr.status === 400 && elt && elt.closest && elt.closest("[data-swap-errors]")) {
-      d.shouldSwap = true;
-      d.isError = false;
-    }
-  });
 
   function insertAnswer(button) {
     var answer = document.getElementById("response-answer");
