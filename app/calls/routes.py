@@ -140,6 +140,7 @@ def _new_customer_form(
     *,
     errors: dict[str, str] | None = None,
     candidates: list[Candidate] | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     """The pop's new-customer form again: with the errors beside the fields, or with the
     existing customers who may be the caller (nothing has been saved)."""
@@ -154,7 +155,8 @@ def _new_customer_form(
     )
     return HTMLResponse(
         f'<form class="pop-new" hx-post="/calls/register" hx-target="this" '
-        f'hx-swap="outerHTML">{html}</form>'
+        f'hx-swap="outerHTML">{html}</form>',
+        status_code=status_code,
     )
 
 
@@ -188,7 +190,7 @@ async def register(request: Request) -> Response:
             known_duplicates=seen,
         )
     except CustomerInputError as exc:
-        return _new_customer_form(call, data, errors=exc.errors)
+        return _new_customer_form(call, data, errors=exc.errors, status_code=400)
     except DuplicatesFound as exc:
         return _new_customer_form(call, data, candidates=exc.candidates)
     deliveries: list[service.Delivery] = []
