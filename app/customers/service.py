@@ -498,7 +498,8 @@ class SearchResult:
 _PHONE_SEPARATORS = re.compile(r"[-ー－‐―−()（）+\s]")
 
 
-def _like_prefix(value: str) -> str:
+def like_prefix(value: str) -> str:
+    """A LIKE pattern matching values that start with ``value`` (escape character ``\\``)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
@@ -544,7 +545,7 @@ async def search_customers(session: AsyncSession, *, q: str, limit: int = 50) ->
             (
                 await session.scalars(
                     select(Customer.id)
-                    .where(col.like(_like_prefix(value), escape="\\"), active)
+                    .where(col.like(like_prefix(value), escape="\\"), active)
                     .order_by(col, Customer.id)
                     .limit(limit)
                 )

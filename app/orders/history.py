@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from app.auth.models import Staff
 from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, ShipTo
+from app.customers.service import like_prefix
 from app.masters.models import Ad, Carrier, SetItem
 from app.orders.models import Order, OrderLine
 
@@ -74,8 +75,33 @@ class PurchaseLine:
         return {"set": "セット内容", "companion": "同梱"}.get(self.part_of, "")
 
 
+class _OrderLabels:
+    """Japanese labels of an order's codes (伝票種別, 入金, 状態)."""
+
+    slip_type: str
+    payment_status: str
+    status: str
+
+    @property
+    def slip_label(self) -> str:
+        return SLIP_LABELS.get(self.slip_type, self.slip_type)
+
+    @property
+    def payment_label(self) -> str:
+        return PAYMENT_LABELS.get(self.payment_status, self.payment_status)
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def void(self) -> bool:
+        """Cancelled or returned: shown muted."""
+        return self.status in VOID_STATUSES
+
+
 @dataclass
-class PurchaseOrder:
+class PurchaseOrder(_OrderLabels):
     """One order with its lines (parts right after the line they belong to)."""
 
     id: int
@@ -100,25 +126,8 @@ class PurchaseOrder:
     lines: list[PurchaseLine] = field(default_factory=list)
 
     @property
-    def slip_label(self) -> str:
-        return SLIP_LABELS.get(self.slip_type, self.slip_type)
-
-    @property
-    def payment_label(self) -> str:
-        return PAYMENT_LABELS.get(self.payment_status, self.payment_status)
-
-    @property
     def payment_method_label(self) -> str:
         return PAYMENT_METHOD_LABELS.get(self.payment_method, self.payment_method)
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.status, self.status)
-
-    @property
-    def void(self) -> bool:
-        """Cancelled or returned: shown muted."""
-        return self.status in VOID_STATUSES
 
 
 @dataclass
@@ -146,6 +155,19 @@ class Page:
 @dataclass
 class PurchasePage(Page):
     orders: list[PurchaseOrder] = field(default_factory=list)
+
+
+def _destination_columns() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """発送先 as the order recorded it (older rows: the ship-to's or the customer's prefecture)
+    and the recipient's name when it went to a 送付先."""
+    destination = func.coalesce(
+        func.nullif(Order.ship_prefecture, ""), ShipTo.prefecture, Customer.prefecture
+    ).label("destination")
+    recipient = case(
+        (Order.ship_to_id.is_(None), None),
+        else_=func.coalesce(func.nullif(Order.ship_name, ""), ShipTo.name),
+    ).label("ship_to_name")
+    return destination, recipient
 
 
 def _delivery_no() -> ColumnElement[Any]:
@@ -188,13 +210,7 @@ async def purchase_lines(
             Order.received_on,
             Order.ship_on,
             Order.deliver_on,
-            func.coalesce(
-                func.nullif(Order.ship_prefecture, ""), ShipTo.prefecture, Customer.prefecture
-            ).label("destination"),
-            case(
-                (Order.ship_to_id.is_(None), None),
-                else_=func.coalesce(func.nullif(Order.ship_name, ""), ShipTo.name),
-            ).label("ship_to_name"),
+            *_destination_columns(),
             Ad.name.label("ad_name"),
             Order.category,
             Order.allocation,
@@ -341,7 +357,7 @@ class OrderFilter:
 
 
 @dataclass
-class OrderRow:
+class OrderRow(_OrderLabels):
     """One order of the 受注一覧."""
 
     id: int
@@ -365,30 +381,10 @@ class OrderRow:
     status: str
     entered_by: str
 
-    @property
-    def slip_label(self) -> str:
-        return SLIP_LABELS.get(self.slip_type, self.slip_type)
-
-    @property
-    def payment_label(self) -> str:
-        return PAYMENT_LABELS.get(self.payment_status, self.payment_status)
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.status, self.status)
-
-    @property
-    def void(self) -> bool:
-        return self.status in VOID_STATUSES
-
 
 @dataclass
 class OrderListPage(Page):
     rows: list[OrderRow] = field(default_factory=list)
-
-
-def _like_prefix(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _conditions(f: OrderFilter) -> tuple[list[ColumnElement[bool]], bool]:
@@ -410,16 +406,16 @@ def _conditions(f: OrderFilter) -> tuple[list[ColumnElement[bool]], bool]:
         needs_customer = True
     code = name_key(f.customer_code)
     if code:
-        conds.append(Customer.code.like(_like_prefix(code), escape="\\"))
+        conds.append(Customer.code.like(like_prefix(code), escape="\\"))
         needs_customer = True
     name = f.customer_name.strip()
     if name:
         key = kana_key(name)
         is_kana = all("\u30a0" <= ch <= "\u30ff" for ch in key)
         if is_kana:
-            conds.append(Customer.kana_key.like(_like_prefix(key), escape="\\"))
+            conds.append(Customer.kana_key.like(like_prefix(key), escape="\\"))
         else:
-            conds.append(Customer.name_key.like(_like_prefix(name_key(name)), escape="\\"))
+            conds.append(Customer.name_key.like(like_prefix(name_key(name)), escape="\\"))
         needs_customer = True
     return conds, needs_customer
 
@@ -479,13 +475,7 @@ async def order_list(
             Customer.city,
             Customer.street,
             Customer.building,
-            func.coalesce(
-                func.nullif(Order.ship_prefecture, ""), ShipTo.prefecture, Customer.prefecture
-            ).label("destination"),
-            case(
-                (Order.ship_to_id.is_(None), None),
-                else_=func.coalesce(func.nullif(Order.ship_name, ""), ShipTo.name),
-            ).label("ship_to_name"),
+            *_destination_columns(),
             Ad.name.label("ad_name"),
             first_product.label("first_product"),
             n_lines.label("n_lines"),
