@@ -42,7 +42,6 @@ class Header:
     has_karte: bool
     karte: str | None  # None: this role may not read it
     merged_into_id: int | None
-    version: int
     phones: list[tuple[str, str, str]] = field(default_factory=list)  # display, kind, label
 
 
@@ -80,7 +79,6 @@ async def monitor_header(
         has_karte=bool(c.karte.strip()),
         karte=c.karte if may_read_karte else None,
         merged_into_id=c.merged_into_id,
-        version=c.version,
         phones=[
             (display_national(e164) or raw, PHONE_KINDS.get(kind, kind), label)
             for e164, raw, kind, label in phones

@@ -81,7 +81,7 @@ async def monitor_frame(request: Request, customer_id: int) -> tuple[Header | No
     return header, call
 
 
-def fkeys_for(header: Header, call: Call | None, primary: tuple[str, str] | None) -> list[Any]:
+def fkeys_for(primary: tuple[str, str] | None) -> list[tuple[int, str, str]]:
     """F1 the tab's own action (label, CSS selector of its button); F2–F8 the tabs; F9 検索."""
     keys: list[tuple[int, str, str]] = []
     if primary is not None:
@@ -122,7 +122,7 @@ async def render_tab(
         "tabs": TABS,
         "tab_urls": {t.key: tab_url(customer_id, t.key, call) for t in TABS},
         "tab_template": f"{template}/_partial.html",
-        "fkeys": fkeys_for(header, call, primary),
+        "fkeys": fkeys_for(primary),
     }
     name = "monitor/_tab.html" if is_htmx(request) else "monitor/page.html"
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
