@@ -47,7 +47,7 @@ from app.customers.shiptos import (
     update_ship_to,
 )
 from app.monitor.service import age_on
-from app.monitor.web import call_param, render_tab
+from app.monitor.web import call_param, customer_missing, render_tab
 from app.web import JST, current_staff, db, is_htmx, render, templates
 
 PRIMARY = ("登録", "#detail-save")
@@ -252,7 +252,7 @@ async def _detail_tab(
 
 
 def _missing(request: Request) -> Response:
-    return render(request, "customer_missing", {}, status_code=404)
+    return customer_missing(request)
 
 
 # --- 顧客詳細 -------------------------------------------------------------------------------

@@ -81,6 +81,11 @@ async def monitor_frame(request: Request, customer_id: int) -> tuple[Header | No
     return header, call
 
 
+def customer_missing(request: Request) -> Response:
+    """The monitor of a customer who does not exist: 404 with a way back to search."""
+    return render(request, "customer_missing", {}, status_code=404)
+
+
 def fkeys_for(primary: tuple[str, str] | None) -> list[tuple[int, str, str]]:
     """F1 the tab's own action (label, CSS selector of its button); F2–F8 the tabs; F9 検索."""
     keys: list[tuple[int, str, str]] = []
@@ -113,7 +118,7 @@ async def render_tab(
     assert tab in TAB_KEYS, tab
     header, call = frame if frame is not None else await monitor_frame(request, customer_id)
     if header is None:
-        return render(request, "customer_missing", {}, status_code=404)
+        return customer_missing(request)
     ctx = {
         **context,
         "header": header,

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from app.audit.service import record
 from app.calls.models import Call
-from app.monitor.web import monitor_frame, render_tab
+from app.monitor.web import customer_missing, monitor_frame, render_tab
 from app.orders.history import (
     OrderFilter,
     count_orders,
@@ -171,14 +171,7 @@ async def purchases_tab(request: Request) -> Response:
     cid = int(request.path_params["customer_id"])
     frame = await monitor_frame(request, cid)
     if frame[0] is None:
-        return await render_tab(
-            request,
-            customer_id=cid,
-            tab="purchases",
-            template="purchases_tab",
-            context={},
-            frame=frame,
-        )
+        return customer_missing(request)
     call = frame[1]
     result = await purchase_lines(
         db(request), customer_id=cid, page=page_param(request), per_page=PER_PAGE
@@ -208,9 +201,7 @@ async def orders_tab(request: Request) -> Response:
     cid = int(request.path_params["customer_id"])
     frame = await monitor_frame(request, cid)
     if frame[0] is None:
-        return await render_tab(
-            request, customer_id=cid, tab="orders", template="order_list", context={}, frame=frame
-        )
+        return customer_missing(request)
     ctx, status = await _list_context(
         request, list_url=f"/customers/{cid}/orders", customer_id=cid, call=frame[1]
     )

@@ -24,7 +24,7 @@ from app.config import OrdersConfig
 from app.customers.models import Customer
 from app.masters.models import Carrier
 from app.monitor.service import current_call
-from app.monitor.web import call_param, monitor_frame, render_tab, tab_url
+from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab, tab_url
 from app.orders import service
 from app.orders.models import Order
 from app.orders.pricing import TAX_RATES
@@ -233,14 +233,7 @@ async def order_tab(request: Request) -> Response:
     frame = await monitor_frame(request, customer_id)
     header, call = frame
     if header is None:
-        return await render_tab(
-            request,
-            customer_id=customer_id,
-            tab="order",
-            template=TEMPLATE,
-            context={},
-            frame=frame,
-        )
+        return customer_missing(request)
     orders = _orders(request)
     today = _now().date()
     params = request.query_params

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from app.calls.models import Call
 from app.customers.models import Customer
 from app.monitor.service import current_call
-from app.monitor.web import call_param, monitor_frame, render_tab
+from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab
 from app.responses import service
 from app.responses.models import (
     ACTION_KINDS,
@@ -23,7 +23,7 @@ from app.responses.models import (
     RESPONSE_CHANNELS,
 )
 from app.responses.models import Response as ResponseRecord
-from app.web import JST, CurrentStaff, current_staff, db, is_htmx, render, templates
+from app.web import JST, CurrentStaff, current_staff, db, is_htmx, templates
 
 RESPONSE_FILTER_KEYS = ("from", "to", "cat", "ch")
 
@@ -218,7 +218,7 @@ async def responses_tab(request: Request) -> Response:
     session = db(request)
     if _fragment_for(request, "response-history"):
         if await session.get(Customer, cid) is None:
-            return render(request, "customer_missing", {}, status_code=404)
+            return customer_missing(request)
         call = await _call_of(request, cid)
         ctx, bad = await _history_context(request, cid, call, request.query_params)
         return _vary(
@@ -244,9 +244,7 @@ async def _whole_tab(
     frame = await monitor_frame(request, cid)
     header, call = frame
     if header is None:
-        return await render_tab(
-            request, customer_id=cid, tab="responses", template="responses_tab", context={}
-        )
+        return customer_missing(request)
     history, bad = await _history_context(request, cid, call, params)
     opened = await _open_context(request, cid, call)
     rows = opened["open_rows"]
@@ -280,7 +278,7 @@ async def response_form(request: Request) -> Response:
     cid = _cid(request)
     session = db(request)
     if await session.get(Customer, cid) is None:
-        return render(request, "customer_missing", {}, status_code=404)
+        return customer_missing(request)
     call = await _call_of(request, cid)
     if not is_htmx(request):
         return RedirectResponse(_url(f"/customers/{cid}/responses", call), status_code=303)
@@ -315,7 +313,7 @@ async def save(request: Request) -> Response:
     session = db(request)
     staff = _staff(request)
     if await session.get(Customer, cid) is None:
-        return render(request, "customer_missing", {}, status_code=404)
+        return customer_missing(request)
     call = await _call_of(request, cid)
     form = await request.form()
     typed = _typed(form)
@@ -433,7 +431,7 @@ async def actions_tab(request: Request) -> Response:
     session = db(request)
     if _fragment_for(request, "action-history"):
         if await session.get(Customer, cid) is None:
-            return render(request, "customer_missing", {}, status_code=404)
+            return customer_missing(request)
         call = await _call_of(request, cid)
         ctx, bad = await _action_context(request, cid, call, request.query_params)
         return _vary(
@@ -444,9 +442,7 @@ async def actions_tab(request: Request) -> Response:
     frame = await monitor_frame(request, cid)
     header, call = frame
     if header is None:
-        return await render_tab(
-            request, customer_id=cid, tab="actions", template="actions_tab", context={}
-        )
+        return customer_missing(request)
     ctx, bad = await _action_context(request, cid, call, request.query_params)
     response = await render_tab(
         request,

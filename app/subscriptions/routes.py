@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.calls.models import Call
-from app.monitor.web import monitor_frame, render_tab
+from app.monitor.web import customer_missing, monitor_frame, render_tab
 from app.subscriptions.service import customer_subscriptions, delivery_history
 from app.web import JST, db
 
@@ -31,14 +31,7 @@ async def subscriptions_tab(request: Request) -> Response:
     cid = int(request.path_params["customer_id"])
     frame = await monitor_frame(request, cid)
     if frame[0] is None:
-        return await render_tab(
-            request,
-            customer_id=cid,
-            tab="subscriptions",
-            template="subscriptions_tab",
-            context={},
-            frame=frame,
-        )
+        return customer_missing(request)
     call = frame[1]
     session = db(request)
     today = dt.datetime.now(JST).date()
