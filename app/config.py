@@ -62,6 +62,8 @@ class AuthConfig:
 @dataclass
 class JobsConfig:
     subscription_hour: int = 6
+    rank_hour: int = 3
+    catch_up_days: int = 31
     in_process: bool = True
 
 
@@ -91,6 +93,12 @@ class PrivacyConfig:
 
 
 @dataclass
+class AlertsConfig:
+    open_response_minutes: int = 60
+    callback_grace_minutes: int = 0
+
+
+@dataclass
 class CtiConfig:
     in_process: bool = True
     ring_timeout_s: int = 60
@@ -108,6 +116,7 @@ class Settings:
     cti: CtiConfig = field(default_factory=CtiConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source_file: str = ""
 
     def source(self, name: str) -> SourceConfig | None:
@@ -124,6 +133,7 @@ SECTIONS: dict[str, type[Any]] = {
     "cti": CtiConfig,
     "orders": OrdersConfig,
     "privacy": PrivacyConfig,
+    "alerts": AlertsConfig,
 }
 
 
@@ -208,6 +218,14 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"privacy.karte_roles: unknown role {sorted(bad_roles)[0]!r}")
     if not 0 <= s.jobs.subscription_hour <= 23:
         raise ConfigError("jobs.subscription_hour: must be between 0 and 23")
+    if not 0 <= s.jobs.rank_hour <= 23:
+        raise ConfigError("jobs.rank_hour: must be between 0 and 23")
+    if not 0 <= s.jobs.catch_up_days <= 366:
+        raise ConfigError("jobs.catch_up_days: must be between 0 and 366")
+    if s.alerts.open_response_minutes < 1:
+        raise ConfigError("alerts.open_response_minutes: must be at least 1")
+    if s.alerts.callback_grace_minutes < 0:
+        raise ConfigError("alerts.callback_grace_minutes: must be 0 or more")
     if s.cti.ring_timeout_s < 5:
         raise ConfigError("cti.ring_timeout_s: must be at least 5")
 

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.admin import routes as admin_routes
 from app.auth import routes as auth_routes
+from app.board import routes as board_routes
 from app.calls import routes as calls_routes
 from app.calls.service import pops_for
 from app.config import Settings, load_settings, resolve_secret_key
@@ -27,8 +28,12 @@ from app.customers import routes as customers_routes
 from app.db import make_engine, make_sessionmaker, transaction
 from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
+from app.jobs import routes as jobs_routes
+from app.jobs.runtime import JobRuntime
+from app.masters import routes as masters_routes
 from app.orders import history_routes
 from app.orders import routes as orders_routes
+from app.outbound import routes as outbound_routes
 from app.responses import routes as responses_routes
 from app.security import AuthMiddleware, CSRFMiddleware
 from app.subscriptions import routes as subscriptions_routes
@@ -90,10 +95,14 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
         cti = CtiRuntime(settings, sessionmaker, hub)
         app.state.cti = cti
         await cti.start()
+        jobs = JobRuntime(settings, sessionmaker)
+        app.state.jobs = jobs
+        await jobs.start()
         app.state.pending_replays = set()
         try:
             yield
         finally:
+            await jobs.stop()
             await cti.stop()
             await hub.stop()
             # A replay shielded from its closed tab still holds a connection: let it check in
@@ -112,6 +121,10 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
         *orders_routes.routes,
         *history_routes.routes,
         *subscriptions_routes.routes,
+        *masters_routes.routes,
+        *jobs_routes.routes,
+        *outbound_routes.routes,
+        *board_routes.routes,
         *cti_routes,
         *admin_routes.routes,
         WebSocketRoute("/ws", websocket_endpoint),

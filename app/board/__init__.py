@@ -1,0 +1,1 @@
+"""The supervisor's live board and today's responses."""

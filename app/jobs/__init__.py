@@ -1,0 +1,1 @@
+"""Job runs: progress, failures and re-runs of background jobs (the functions live in ``jobs/``)."""

@@ -1,0 +1,3 @@
+"""Job runs (filled in by the subscriptions/jobs issue)."""
+
+from __future__ import annotations

@@ -1,0 +1,7 @@
+"""マスタ管理 screens."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []
