@@ -2,7 +2,7 @@
 
 import app.jobs.models  # job runs
 import app.masters.models  # every master, including later ones
-import app.outbound.models  # outbound work lists
+import app.outbound.models  # noqa: F401  (outbound work lists)
 from app.audit.models import AuditLog
 from app.auth.models import Staff
 from app.calls.models import Call, Presence
