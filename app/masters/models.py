@@ -123,3 +123,16 @@ class Companion(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     companion_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     quantity: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CancelReason(Base):
+    """解約(返品)理由マスタ: why a subscription was cancelled or goods returned."""
+
+    __tablename__ = "cancel_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8), default="both")  # cancel / return / both
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -7,8 +7,8 @@ Create Date: 2026-11-23 19:50:00
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 import app.db  # noqa: F401
 
@@ -19,8 +19,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "cancel_reasons",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("sort_order", sa.Integer(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cancel_reasons")),
+        sa.UniqueConstraint("code", name=op.f("uq_cancel_reasons_code")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("cancel_reasons")
