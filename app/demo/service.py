@@ -3,6 +3,9 @@
 * :func:`load_masters` — ranks, ads, product categories and products, carriers and the
   shipping-rate table (47 prefectures × 2 carriers). Idempotent: rows are matched by code.
 * :func:`load_demo_users` — the demo log-ins; existing log-ins are left alone.
+* :func:`load_marketing` — the 発送元地区, campaigns, cancel (return) reasons and a survey with
+  its questions and choices, so that the masters screens and order entry show them.
+  Idempotent by code.
 * :func:`generate` — customers with phones, e-mails, ship-tos, order history, subscriptions,
   対応履歴 and アクション履歴. Deterministic for a given ``seed`` and ``today``. It refuses to
   run when customers already exist (:class:`DemoDataError`).
@@ -46,13 +49,19 @@ from app.db import Base, make_engine, make_sessionmaker, transaction
 from app.demo import names as N
 from app.masters.models import (
     Ad,
+    Campaign,
+    CancelReason,
     Carrier,
     Companion,
     Product,
     ProductCategory,
     Rank,
     SetItem,
+    ShipOrigin,
     ShippingRate,
+    Survey,
+    SurveyChoice,
+    SurveyQuestion,
 )
 from app.responses.models import Faq
 
@@ -412,6 +421,128 @@ async def load_masters(session: AsyncSession) -> None:
     await session.flush()
 
 
+# code, name, kind (cancel / return / both), sort order
+# (the generated cancelled subscriptions give the reasons of N.CANCEL_REASONS, by name)
+CANCEL_REASONS: list[tuple[str, str, str, int]] = [
+    ("01", "効果を実感できない", "cancel", 10),
+    ("02", "飲み忘れて余っている", "cancel", 20),
+    ("03", "経済的な理由", "cancel", 30),
+    ("04", "入院のため", "cancel", 40),
+    ("05", "他社商品に切り替え", "cancel", 50),
+    ("06", "家族に反対された", "cancel", 60),
+    ("07", "商品が体に合わない", "both", 70),
+    ("08", "商品の破損・不良", "return", 80),
+    ("09", "注文の間違い", "return", 90),
+    ("99", "その他", "both", 99),
+]
+
+# code, name, kind, (start, end) in days from today (None: open), extra fields
+DEMO_CAMPAIGNS: list[tuple[str, str, str, tuple[int | None, int | None], dict[str, Any]]] = [
+    ("FS10000", "期間限定 1万円以上送料無料", "free_shipping", (-30, 60), {"min_subtotal": 10_000}),
+    ("NEW500", "新規のお客様500円引き", "new_customer", (None, None), {"discount_amount": 500}),
+    (
+        "TAPEGIFT",
+        "サポートテープ購入で手ぬぐいプレゼント",
+        "present",
+        (-10, 80),
+        {"product": "20002", "present": "90002", "present_quantity": 1},
+    ),
+    (
+        "PLAT5",
+        "プラチナ会員 5%引き",
+        "rank_discount",
+        (None, None),
+        {"rank": "platinum", "discount_percent": 5},
+    ),
+    ("SUMMER", "夏の送料無料（終了）", "free_shipping", (-400, -320), {}),
+]
+
+# survey code, name; questions: code, text, answer kind, choices
+DEMO_SURVEY = ("S01", "ご購入商品の満足度アンケート")
+DEMO_QUESTIONS: list[tuple[str, str, str, list[str]]] = [
+    (
+        "S01-1",
+        "お届けした商品の満足度を教えてください。",
+        "single",
+        ["満足", "やや満足", "普通", "やや不満", "不満"],
+    ),
+    (
+        "S01-2",
+        "当社を何でお知りになりましたか。",
+        "single",
+        ["新聞", "テレビ", "ラジオ", "インターネット", "ご紹介", "その他"],
+    ),
+    (
+        "S01-3",
+        "気になっている健康の悩みはありますか（いくつでも）。",
+        "multi",
+        ["ひざ・腰", "疲れやすい", "血圧", "睡眠", "特になし"],
+    ),
+    ("S01-4", "ご意見・ご要望をお聞かせください。", "text", []),
+]
+
+
+async def load_marketing(session: AsyncSession, *, today: dt.date | None = None) -> None:
+    """Insert the demo campaigns, cancel reasons and survey that are missing (by code);
+    never updates a row. Campaign periods are relative to ``today`` (JST today)."""
+    today = today or dt.datetime.now(JST).date()
+
+    async def codes(model: Any) -> set[str]:
+        return set((await session.scalars(select(model.code))).all())
+
+    if not await codes(ShipOrigin):
+        session.add(ShipOrigin(code="1", name="福岡県", sort_order=1, active=True))
+    have = await codes(CancelReason)
+    for code, name, kind, order in CANCEL_REASONS:
+        if code not in have:
+            session.add(CancelReason(code=code, name=name, kind=kind, sort_order=order))
+    products = {code: id_ for code, id_ in await session.execute(select(Product.code, Product.id))}
+    ranks = {code: id_ for code, id_ in await session.execute(select(Rank.code, Rank.id))}
+    have = await codes(Campaign)
+    for code, name, kind, (start, end), extra in DEMO_CAMPAIGNS:
+        if code in have:
+            continue
+        session.add(
+            Campaign(
+                code=code,
+                name=name,
+                kind=kind,
+                starts_on=None if start is None else today + dt.timedelta(days=start),
+                ends_on=None if end is None else today + dt.timedelta(days=end),
+                min_subtotal=extra.get("min_subtotal", 0),
+                discount_amount=extra.get("discount_amount", 0),
+                discount_percent=extra.get("discount_percent", 0),
+                rank_id=ranks.get(extra.get("rank", "")),
+                product_id=products.get(extra.get("product", "")),
+                present_product_id=products.get(extra.get("present", "")),
+                present_quantity=extra.get("present_quantity", 1),
+                note="",
+                active=True,
+            )
+        )
+    code, name = DEMO_SURVEY
+    if code not in await codes(Survey):
+        survey = Survey(code=code, name=name, active=True)
+        session.add(survey)
+        await session.flush()
+        for position, (q_code, text_, kind, choices) in enumerate(DEMO_QUESTIONS, start=1):
+            question = SurveyQuestion(
+                survey_id=survey.id,
+                code=q_code,
+                position=position,
+                text=text_,
+                answer_kind=kind,
+                active=True,
+            )
+            session.add(question)
+            await session.flush()
+            for n, label in enumerate(choices, start=1):
+                session.add(
+                    SurveyChoice(question_id=question.id, position=n, label=label, active=True)
+                )
+    await session.flush()
+
+
 # login, password, role, name, kana, extension
 DEMO_USERS: list[tuple[str, str, Role, str, str, str]] = [
     ("operator", "operator123", Role.operator, "古賀 雅美", "コガ マサミ", "201"),
@@ -573,7 +704,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "carrier_id",
         "payment_method",
         "cancel_reason",
+        "cancel_reason_id",
         "created_at",
+        "version",
     ),
     "subscription_items": (
         "id",
@@ -664,6 +797,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 TABLES: tuple[str, ...] = tuple(COLUMNS)  # also the insert order (parents first)
 MASTER_TABLES = (
+    "campaigns",
+    "cancel_reasons",
+    "surveys",
+    "survey_questions",
+    "survey_choices",
     "ranks",
     "ads",
     "product_categories",
@@ -748,6 +886,7 @@ class _Context:
     ranks: list[tuple[int, int, int, int | None]]
     staff: dict[str, int]
     next_ids: dict[str, int]
+    cancel_reasons: dict[str, int] = field(default_factory=dict)  # name -> id
 
 
 @dataclass(frozen=True)
@@ -1883,6 +2022,7 @@ class _Generator:
                 history.append((received, total))
         if cancel_at is not None:
             next_date = None
+        reason = N.CANCEL_REASONS[int(r.random() * len(N.CANCEL_REASONS))] if cancel_at else ""
         rows["subscriptions"].append(
             (
                 sid,
@@ -1897,8 +2037,10 @@ class _Generator:
                 None,
                 carrier,
                 payment,
-                N.CANCEL_REASONS[int(r.random() * len(N.CANCEL_REASONS))] if cancel_at else "",
+                reason,
+                self.ctx.cancel_reasons.get(reason) if reason else None,
                 _jst(dt.date.fromordinal(signup), 600 + int(r.random() * 480)),
+                1,
             )
         )
         rows["subscription_items"].append(
@@ -1935,7 +2077,11 @@ async def _read_context(engine: AsyncEngine) -> _Context:
         for table in TABLES:
             t = Base.metadata.tables[table]
             next_ids[table] = int((await conn.scalar(select(func.max(t.c.id)))) or 0) + 1
-    return _Context(products, ads, carriers, rates, ranks, staff, next_ids)
+        reasons = {
+            name: id_
+            for name, id_ in await conn.execute(select(CancelReason.name, CancelReason.id))
+        }
+    return _Context(products, ads, carriers, rates, ranks, staff, next_ids, reasons)
 
 
 def _sqlite_write(
@@ -2087,6 +2233,7 @@ async def generate(
             )
         async with transaction(make_sessionmaker(engine)) as session:
             await load_masters(session)
+            await load_marketing(session, today=today)
             await load_demo_users(session)
         ctx = await _read_context(engine)
         gen = _Generator(ctx, seed, today or _today_jst(), PROFILES[profile_name])

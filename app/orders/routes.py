@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.board.notify import board_task
 from app.calls.models import Call
 from app.config import OrdersConfig
 from app.customers.models import Customer
@@ -46,6 +47,7 @@ SCALAR_FIELDS = (
     "interval_n",
     "day_of_month",
     "carrier",
+    "origin",
     "ship_to",
     "ad",
     "category",
@@ -66,6 +68,7 @@ FIELD_IDS = {
     "interval_n": "order-interval-n",
     "day_of_month": "order-dom",
     "ship_to": "order-ship-to",
+    "origin": "order-origin-select",
     "ad": "order-ad",
     "category": "order-category",
     "allocation": "order-allocation",
@@ -390,9 +393,13 @@ async def order_submit(request: Request) -> Response:
         order=order,
         created=result.created,
         carrier_name=carrier.name if carrier else "",
+        campaigns=await service.order_campaigns(db(request), order_id=order.id),
         focus="order-f1",
     )
-    return await _respond(request, customer_id, ctx)
+    response = await _respond(request, customer_id, ctx)
+    if result.created:  # after the commit, the supervisors' boards count the new order
+        response.background = board_task(request, kind="order")
+    return response
 
 
 async def product_suggest(request: Request) -> Response:

@@ -28,12 +28,31 @@ from app.audit.service import record
 from app.config import OrdersConfig
 from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, ShipTo
-from app.masters.models import Ad, Carrier, Companion, Product, SetItem, ShippingRate
+from app.masters.campaigns import (
+    AppliedCampaign,
+    CampaignOutcome,
+    campaigns_on,
+    evaluate,
+    is_new_customer,
+    present_products,
+)
+from app.masters.models import (
+    Ad,
+    Carrier,
+    Companion,
+    OrderCampaign,
+    Present,
+    Product,
+    SetItem,
+    ShipOrigin,
+    ShippingRate,
+)
 from app.orders.dates import delivery_date, is_shipping_day, ship_date
 from app.orders.models import Order, OrderLine
 from app.orders.pricing import PriceLine, Quote, quote
 from app.responses.models import Action
 from app.subscriptions.models import Subscription, SubscriptionItem
+from app.subscriptions.terms import Terms, subscription_terms
 
 SLIP_TYPES = {"normal": "通常", "subscription": "定期"}
 PAYMENT_METHODS = {"cod": "代引", "postal": "郵便振替", "card": "クレジット", "bank": "銀行振込"}
@@ -104,6 +123,7 @@ class DraftInput:
     interval_n: str = ""
     day_of_month: str = ""
     carrier: str = ""  # Carrier.code
+    origin: str = ""  # ShipOrigin.code ("" = the first active one)
     ship_to: str = ""  # "" = the customer's own address, else a ShipTo id
     ad: str = ""  # Ad id or ""
     category: str = CATEGORIES[0]
@@ -136,7 +156,7 @@ class DraftLine:
     tax_class: str
     is_present: bool
     parent_position: int | None
-    kind: str  # item / part / companion
+    kind: str  # item / part / companion / present (a campaign's present)
 
 
 @dataclass
@@ -187,6 +207,7 @@ class Choices:
     carriers: list[tuple[str, str]]  # code, name
     ship_tos: list[tuple[str, str]]  # "" or id, label
     ads: list[tuple[str, str]]  # id, "code name"
+    origins: list[tuple[str, str]] = field(default_factory=list)  # code, "code name"
 
 
 @dataclass
@@ -212,6 +233,10 @@ class Draft:
     subscription: SubscriptionPlan | None = None
     errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    # the campaigns applied (in force on the 受付日), each with its effect
+    campaigns: list[AppliedCampaign] = field(default_factory=list)
+    # 定期: what to read to the customer (later deliveries' price, dates, how to cancel)
+    terms: Terms | None = None
 
     @property
     def ok(self) -> bool:
@@ -586,6 +611,16 @@ async def build_draft(
         notes=notes,
     )
     ad_label = _check_choices(data, masters.ads, errors)
+    origin_region = orders.origin_region
+    if masters.origins:
+        origin = next((o for o in masters.origins if o.code == data.origin), None)
+        if origin is None and not data.origin:
+            origin = masters.origins[0]
+        if origin is None:
+            errors["origin"] = "発送元地区を選んでください。"
+        else:
+            out.origin = origin.code
+            origin_region = origin.name
     plan = _plan(data, out, deliver_on, errors) if data.slip_type == "subscription" else None
 
     # price
@@ -596,7 +631,39 @@ async def build_draft(
     ]
     fee = rate.fee if rate is not None else 0
     cod_fee = rate.cod_fee if rate is not None and data.payment == "cod" else 0
-    priced = quote(price_lines, shipping_fee=fee, cod_fee=cod_fee) if price_lines else None
+    priced: Quote | None = None
+    outcome = CampaignOutcome(shipping_fee=fee)
+    terms: Terms | None = None
+    if price_lines:
+        outcome = await _campaigns(
+            session,
+            customer,
+            on=on,
+            lines=lines,
+            subtotal=sum(x.amount for x in price_lines),
+            shipping_fee=fee,
+        )
+        _add_presents(lines, rows, outcome)
+        priced = quote(
+            price_lines,
+            shipping_fee=outcome.shipping_fee,
+            cod_fee=cod_fee,
+            discount=outcome.discount,
+        )
+        if plan is not None:
+            # later deliveries: the items at their prices, shipping, COD fee and tax, without
+            # this order's campaigns
+            later = quote(
+                [x for x in price_lines if not x.is_present], shipping_fee=fee, cod_fee=cod_fee
+            )
+            terms = subscription_terms(
+                interval_unit=plan.interval_unit,
+                interval_n=plan.interval_n,
+                day_of_month=plan.day_of_month,
+                start_month=plan.due_on if plan.interval_unit == "week" else plan.start_month,
+                on_or_after=plan.next_date,
+                later_total=later.total,
+            )
 
     return Draft(
         customer_id=customer_id,
@@ -607,7 +674,7 @@ async def build_draft(
         destination=destination,
         carrier_id=carrier.id if carrier else None,
         carrier_name=carrier.name if carrier else "",
-        origin_region=orders.origin_region,
+        origin_region=origin_region,
         dest_region=rate.region if rate else "",
         received_on=received_on,
         ship_on=ship_on,
@@ -618,7 +685,65 @@ async def build_draft(
         subscription=plan,
         errors=errors,
         notes=notes,
+        campaigns=outcome.applied,
+        terms=terms,
     )
+
+
+async def _campaigns(
+    session: AsyncSession,
+    customer: Customer,
+    *,
+    on: dt.date,
+    lines: list[DraftLine],
+    subtotal: int,
+    shipping_fee: int,
+) -> CampaignOutcome:
+    """The campaigns in force on the 受付日 that apply to these lines (O3, R4)."""
+    found = await campaigns_on(session, on=on)
+    if not found:
+        return CampaignOutcome(shipping_fee=shipping_fee)
+    new = any(c.kind == "new_customer" for c in found) and await is_new_customer(
+        session, customer_id=customer.id
+    )
+    return evaluate(
+        found,
+        product_ids={x.product_id for x in lines if x.kind in ("item", "part")},
+        subtotal=subtotal,
+        shipping_fee=shipping_fee,
+        rank_id=customer.rank_id,
+        new_customer=new,
+        presents=await present_products(session, found),
+    )
+
+
+def _add_presents(lines: list[DraftLine], rows: list[DraftRow], outcome: CampaignOutcome) -> None:
+    """A 0-yen line for each present, under the line of the product that earned it."""
+    for applied in outcome.presents:
+        assert applied.present is not None
+        source = next(
+            x
+            for x in lines
+            if x.product_id == applied.trigger_product_id and x.kind in ("item", "part")
+        )
+        present = DraftLine(
+            position=len(lines),
+            product_id=applied.present.id,
+            code=applied.present.code,
+            name=applied.present.name,
+            quantity=applied.present_quantity,
+            unit_price=0,
+            amount=0,
+            tax_class=applied.present.tax_class,
+            is_present=True,
+            parent_position=source.position,
+            kind="present",
+        )
+        lines.append(present)
+        for row in rows:
+            if row.line is source or any(c is source for c in row.children):
+                row.children.append(present)
+                break
 
 
 @dataclass
@@ -627,6 +752,7 @@ class _Masters:
     ship_tos: list[ShipTo]
     ads: list[Ad]
     choices: Choices
+    origins: list[ShipOrigin] = field(default_factory=list)
 
 
 async def _masters(session: AsyncSession, customer: Customer) -> _Masters:
@@ -646,7 +772,15 @@ async def _masters(session: AsyncSession, customer: Customer) -> _Masters:
             select(Ad).where(or_(Ad.active.is_(True), Ad.id == customer.ad_id)).order_by(Ad.code)
         )
     )
+    origins = list(
+        await session.scalars(
+            select(ShipOrigin)
+            .where(ShipOrigin.active.is_(True))
+            .order_by(ShipOrigin.sort_order, ShipOrigin.code)
+        )
+    )
     choices = Choices(
+        origins=[(o.code, f"{o.code} {o.name}") for o in origins],
         carriers=[(c.code, c.name) for c in carriers],
         ship_tos=[("", f"ご本人（{customer.prefecture}{customer.city}）")]
         + [
@@ -655,7 +789,7 @@ async def _masters(session: AsyncSession, customer: Customer) -> _Masters:
         ],
         ads=[(str(a.id), f"{a.code} {a.name}") for a in ads],
     )
-    return _Masters(carriers=carriers, ship_tos=ship_tos, ads=ads, choices=choices)
+    return _Masters(carriers=carriers, ship_tos=ship_tos, ads=ads, choices=choices, origins=origins)
 
 
 def _row(
@@ -1032,6 +1166,29 @@ async def submit_order(
                 parent_position=line.parent_position,
             )
         )
+    for applied in draft.campaigns:
+        session.add(
+            OrderCampaign(
+                order_id=order_id,
+                campaign_id=applied.campaign_id,
+                name=applied.name[:100],
+                kind=applied.kind,
+                effect=applied.effect[:200],
+                amount=applied.amount,
+            )
+        )
+        if applied.present is not None:
+            session.add(
+                Present(
+                    customer_id=customer_id,
+                    order_id=order_id,
+                    campaign_id=applied.campaign_id,
+                    product_id=applied.present.id,
+                    product_name=applied.present.name,
+                    quantity=applied.present_quantity,
+                    given_on=draft.received_on,
+                )
+            )
     if draft.subscription is not None:
         plan = draft.subscription
         sub = Subscription(
@@ -1078,11 +1235,20 @@ async def submit_order(
             "total": q.total,
             "lines": [[x.code, x.quantity, x.unit_price] for x in draft.items],
             "subscription_id": order.subscription_id,
+            "campaigns": [x.name for x in draft.campaigns],
         },
     )
     await session.flush()
     await session.refresh(order, ["lines"])
     return SubmitResult(order=order, created=True)
+
+
+async def order_campaigns(session: AsyncSession, *, order_id: int) -> list[OrderCampaign]:
+    """The campaigns applied to an order, as they were applied."""
+    rows = await session.scalars(
+        select(OrderCampaign).where(OrderCampaign.order_id == order_id).order_by(OrderCampaign.id)
+    )
+    return list(rows.all())
 
 
 async def _replayed(session: AsyncSession, order: Order, customer_id: int) -> SubmitResult:

@@ -1,0 +1,270 @@
+"""Generic master maintenance: list with search and paging, validate, create, update,
+retire/reactivate (rows with an ``active`` flag are never deleted) and delete (only rows of
+masters without one, which no order refers to). Every write is audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import record
+from app.auth.service import hash_password
+from app.masters.fields import Field, MasterSpec, Refs, format_value, parse_value
+from app.masters.registry import BY_KEY
+
+PER_PAGE = 50
+STATUSES = (("active", "有効のみ"), ("all", "すべて"), ("retired", "使用停止のみ"))
+
+
+@dataclass
+class Page:
+    rows: list[Any]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * self.per_page + 1 if self.total else 0
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def load_refs(session: AsyncSession, spec: MasterSpec) -> Refs:
+    """Code ↔ id of every row of the masters ``spec`` refers to."""
+    refs = Refs()
+    for ref in {f.ref for f in spec.fields if f.kind == "ref"}:
+        target = BY_KEY[ref]
+        model = target.model
+        rows = await session.execute(
+            select(model.id, model.code, getattr(model, target.display)).order_by(model.id)
+        )
+        refs.by_code[ref] = {}
+        refs.by_id[ref] = {}
+        for id_, code, name in rows:
+            refs.by_code[ref][str(code)] = int(id_)
+            refs.by_id[ref][int(id_)] = (str(code), str(name))
+    return refs
+
+
+async def list_rows(
+    session: AsyncSession,
+    spec: MasterSpec,
+    *,
+    q: str = "",
+    status: str = "active",
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> Page:
+    """One page of the master's rows matching the free text ``q`` (any searchable field, or the
+    code of a referenced row) and the status (有効のみ / すべて / 使用停止のみ)."""
+    model = spec.model
+    conds: list[Any] = []
+    if spec.retire and status == "active":
+        conds.append(model.active.is_(True))
+    elif spec.retire and status == "retired":
+        conds.append(model.active.is_(False))
+    text = q.strip()
+    if text:
+        like = f"%{_escape_like(text)}%"
+        alts: list[Any] = [
+            cast(getattr(model, name), String).like(like, escape="\\") for name in spec.search
+        ]
+        refs = await load_refs(session, spec)
+        for f in spec.fields:
+            if f.kind == "ref":
+                ids = [
+                    id_
+                    for id_, (code, name) in refs.by_id.get(f.ref, {}).items()
+                    if text in code or text in name
+                ]
+                if ids:
+                    alts.append(getattr(model, f.name).in_(ids))
+        conds.append(or_(*alts) if alts else and_(False))  # type: ignore[arg-type]
+    total = int(await session.scalar(select(func.count()).select_from(model).where(*conds)) or 0)
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    rows = await session.scalars(
+        select(model)
+        .where(*conds)
+        .order_by(*(getattr(model, name) for name in spec.order_by))
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return Page(rows=list(rows), total=total, page=page, per_page=per_page)
+
+
+def form_values(spec: MasterSpec, row: Any | None, refs: Refs) -> dict[str, str]:
+    """The text of each field as a form shows it (a new row: the defaults)."""
+    out: dict[str, str] = {}
+    for f in spec.fields:
+        value = getattr(row, f.name) if row is not None and f.kind != "password" else f.default
+        out[f.name] = format_value(f, value, refs)
+    return out
+
+
+async def validate(
+    session: AsyncSession,
+    spec: MasterSpec,
+    raw: dict[str, str],
+    *,
+    refs: Refs,
+    row: Any | None,
+    fields: tuple[Field, ...] | None = None,
+    unique: bool = True,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse ``raw`` (field name → text) into model values; messages per field.
+
+    ``fields`` limits the check to the columns given (a CSV without some columns updates only
+    the ones it has); a new row is checked with every field. ``unique`` checks that no other
+    row has the same key.
+    """
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    given = fields if fields is not None else spec.fields
+    for f in given:
+        value, message = parse_value(f, raw.get(f.name, ""), refs)
+        if message:
+            errors[f.name] = message
+        else:
+            values[f.name] = value
+    needs_password = row is None and any(f.kind == "password" for f in given)
+    if needs_password and not values.get("password") and "password" not in errors:
+        errors["password"] = "パスワードを入力してください（8文字以上）。"
+    # cross-field rules see the row as it will be
+    merged = {
+        f.name: getattr(row, f.name)
+        for f in spec.fields
+        if row is not None and f.kind != "password"
+    }
+    merged.update(values)
+    if spec.check is not None:  # every problem at once; a field's own message comes first
+        for name, message in spec.check(merged).items():
+            errors.setdefault(name, message)
+    if unique and not any(k in errors for k in spec.keys):
+        key = {k: merged.get(k) for k in spec.keys}
+        if all(v is not None and v != "" for v in key.values()):
+            stmt = select(spec.model.id).where(
+                *(getattr(spec.model, k) == v for k, v in key.items())
+            )
+            if row is not None:
+                stmt = stmt.where(spec.model.id != row.id)
+            if await session.scalar(stmt.limit(1)) is not None:
+                labels = "・".join(spec.field(k).label for k in spec.keys)
+                errors[spec.keys[-1]] = f"この{labels}は既に登録されています。"
+    return values, errors
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def apply_values(spec: MasterSpec, row: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Set the values on the row; returns the changes as {field: [old, new]}."""
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        f = spec.field(name)
+        if f.kind == "password":
+            if value:
+                row.password_hash = hash_password(value)
+                changes["password"] = "（変更）"
+            continue
+        old = getattr(row, name, None)
+        if old != value:
+            setattr(row, name, value)
+            changes[name] = [_jsonable(old), _jsonable(value)]
+    return changes
+
+
+async def save_row(
+    session: AsyncSession,
+    spec: MasterSpec,
+    *,
+    row_id: int | None,
+    raw: dict[str, str],
+    staff_id: int | None,
+) -> tuple[Any | None, dict[str, str]]:
+    """Create (``row_id`` None) or update one row from the form; nothing is written when
+    there are messages. Returns the row (None on errors) and the messages."""
+    refs = await load_refs(session, spec)
+    row = await session.get(spec.model, row_id) if row_id is not None else None
+    if row_id is not None and row is None:
+        raise LookupError(row_id)
+    # the form has every field but 有効 (a check box left unticked posts nothing)
+    values, errors = await validate(session, spec, raw, refs=refs, row=row, fields=spec.form_fields)
+    if errors:
+        return None, errors
+    creating = row is None
+    if row is None:
+        row = spec.model()
+        for f in spec.fields:
+            if f.kind != "password" and f.name not in values:
+                setattr(row, f.name, f.default)
+        session.add(row)
+    changes = apply_values(spec, row, values)
+    await session.flush()
+    await record(
+        session,
+        action="master_create" if creating else "master_update",
+        entity=spec.key,
+        entity_id=row.id,
+        staff_id=staff_id,
+        changes=changes,
+    )
+    return row, {}
+
+
+async def set_active(
+    session: AsyncSession, spec: MasterSpec, *, row_id: int, active: bool, staff_id: int | None
+) -> Any:
+    """使用停止 (retire) or 使用再開 (reactivate) a row; it stays for what refers to it."""
+    row = await session.get(spec.model, row_id)
+    if row is None or not spec.retire:
+        raise LookupError(row_id)
+    if row.active != active:
+        row.active = active
+        await record(
+            session,
+            action="master_reactivate" if active else "master_retire",
+            entity=spec.key,
+            entity_id=row.id,
+            staff_id=staff_id,
+        )
+    return row
+
+
+async def delete_row(
+    session: AsyncSession, spec: MasterSpec, *, row_id: int, staff_id: int | None
+) -> None:
+    """Delete a row of a master without an ``active`` flag (shipping rates, set contents,
+    companions): nothing else refers to those rows."""
+    if spec.retire:
+        raise ValueError("使用停止してください（削除はできません）。")
+    row = await session.get(spec.model, row_id)
+    if row is None:
+        raise LookupError(row_id)
+    refs = await load_refs(session, spec)
+    await record(
+        session,
+        action="master_delete",
+        entity=spec.key,
+        entity_id=row.id,
+        staff_id=staff_id,
+        changes=form_values(spec, row, refs),
+    )
+    await session.delete(row)
+    await session.flush()

@@ -1,0 +1,322 @@
+"""マスタ管理 screens over HTTP: who may open them, list and search, validation with messages
+beside the fields and nothing written, create, edit, retire and reactivate (never delete)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.masters.models import Campaign, Product
+from app.orders.models import Order, OrderLine
+from tests.conftest import csrf_of, login
+from tests.factories import add_customer, add_masters
+from tests.masters.helpers import db_run, error_of, post, text_of
+
+
+@pytest.fixture
+def admin(client: Any, database_url: str, make_staff: Callable[..., int]) -> Any:
+    add_masters(database_url)
+    make_staff("boss", role="admin", name="管理 太郎")
+    make_staff("office", role="backoffice", name="事務 花子")
+    make_staff("op", role="operator", name="古賀 雅美")
+    login(client, "office")
+    return client
+
+
+def products(url: str) -> dict[str, Product]:
+    async def fn(s: Any) -> dict[str, Product]:
+        return {p.code: p for p in await s.scalars(select(Product))}
+
+    return dict(db_run(url, fn))
+
+
+def test_index_lists_every_master_and_operators_may_not_open_it(admin: Any) -> None:
+    page = admin.get("/masters")
+    assert page.status_code == 200
+    for title in (
+        "担当者マスタ",
+        "広告マスタ",
+        "商品分類マスタ",
+        "商品マスタ",
+        "送付先・送料マスタ",
+        "セット商品マスタ",
+        "FAQ管理",
+        "キャンペーン管理",
+        "ランクマスタ",
+        "解約(返品)理由マスタ",
+        "アンケートマスタ",
+        "アンケート設問",
+        "アンケート回答選択肢",
+    ):
+        assert title in page.text
+    login(admin, "op")
+    assert admin.get("/masters").status_code == 403
+    assert admin.get("/masters/products").status_code == 403
+
+
+def test_list_search_and_paging(admin: Any) -> None:
+    page = admin.get("/masters/products?q=トニック")
+    text = text_of(page.text)
+    assert "健康トニック" in text and "ひざサポーター" not in text
+    shipping = admin.get("/masters/shipping")
+    assert "全94件中 1〜50件" in text_of(shipping.text)
+    second = admin.get("/masters/shipping?page=2")
+    assert "全94件中 51〜94件" in text_of(second.text)
+    assert "佐賀県" in admin.get("/masters/shipping?q=佐賀").text
+
+
+def test_bad_input_is_shown_beside_the_fields_and_nothing_is_written(
+    admin: Any, database_url: str
+) -> None:
+    before = len(products(database_url))
+    r = post(
+        admin,
+        "/masters/products/new",
+        {
+            "code": "10001",  # taken
+            "name": "",
+            "price": "abc",
+            "tax_class": "standard",
+            "category_id": "77",
+            "sale_from": "2025/05/01",
+            "sale_to": "2025/04/01",
+        },
+    )
+    assert r.status_code == 422
+    assert error_of(r.text, "name") == "商品名を入力してください。"
+    assert error_of(r.text, "price") == "価格（税抜）は半角の整数で入力してください。"
+    assert error_of(r.text, "category_id") == "商品分類コード「77」は登録されていません。"
+    assert len(products(database_url)) == before
+    # the period and the duplicate code are checked once the fields are fine
+    r = post(
+        admin,
+        "/masters/products/new",
+        {
+            "code": "10001",
+            "name": "新商品",
+            "price": "1000",
+            "tax_class": "standard",
+            "sale_from": "2025/05/01",
+            "sale_to": "2025/04/01",
+        },
+    )
+    assert error_of(r.text, "sale_to") == "販売終了日は開始日以降の日付にしてください。"
+    r = post(
+        admin,
+        "/masters/products/new",
+        {"code": "10001", "name": "新商品", "price": "1000", "tax_class": "standard"},
+    )
+    assert r.status_code == 422
+    assert error_of(r.text, "code") == "この商品コードは既に登録されています。"
+    assert len(products(database_url)) == before
+
+
+def test_create_edit_retire_and_reactivate_a_product(admin: Any, database_url: str) -> None:
+    r = post(
+        admin,
+        "/masters/products/new",
+        {
+            "code": "60001",
+            "name": "黒酢ドリンク",
+            "kana": "クロズドリンク",
+            "category_id": "10",
+            "price": "4,500",
+            "cost": "1200",
+            "tax_class": "reduced",
+            "subscribable": "1",
+        },
+    )
+    assert r.status_code == 303
+    listed = admin.get(r.headers["location"])
+    assert "「黒酢ドリンク」を登録しました。" in listed.text
+    p = products(database_url)["60001"]
+    assert (p.price, p.cost, p.tax_class, p.subscribable, p.is_present, p.active) == (
+        4500,
+        1200,
+        "reduced",
+        True,
+        False,
+        True,
+    )
+    form = admin.get(f"/masters/products/{p.id}")
+    assert 'value="4500"' in form.text and 'value="10"' in form.text
+    r = post(
+        admin,
+        f"/masters/products/{p.id}",
+        {"code": "60001", "name": "黒酢ドリンク", "price": "4800", "tax_class": "reduced"},
+    )
+    assert r.status_code == 303
+    p = products(database_url)["60001"]
+    assert (p.price, p.subscribable) == (4800, False)  # an unticked box is "no"
+
+    r = post(admin, f"/masters/products/{p.id}/active", {"active": "0"})
+    assert r.status_code == 303
+    assert "使用停止にしました" in admin.get(r.headers["location"]).text
+    assert "黒酢ドリンク" not in admin.get("/masters/products").text
+    retired = admin.get("/masters/products?status=retired").text
+    assert "黒酢ドリンク" in retired and "使用再開" in retired
+    assert products(database_url)["60001"].active is False
+    post(admin, f"/masters/products/{p.id}/active", {"active": "1"})
+    assert products(database_url)["60001"].active is True
+
+
+def test_a_product_on_orders_is_retired_never_deleted(admin: Any, database_url: str) -> None:
+    cid = add_customer(database_url, "佐賀 太郎", "サガ タロウ", "0952-32-6611")
+    tonic = products(database_url)["10001"]
+
+    async def order(s: Any) -> None:
+        o = Order(number="1", customer_id=cid, received_on=dt.date(2025, 4, 21))
+        o.lines = [
+            OrderLine(
+                product_id=tonic.id,
+                product_code="10001",
+                product_name="健康トニック",
+                quantity=1,
+                unit_price=6900,
+                amount=6900,
+            )
+        ]
+        s.add(o)
+
+    db_run(database_url, order)
+    # there is no delete for masters with 有効
+    assert post(admin, f"/masters/products/{tonic.id}/delete", {}).status_code == 404
+    assert post(admin, f"/masters/products/{tonic.id}/active", {"active": "0"}).status_code == 303
+    assert products(database_url)["10001"].active is False
+
+    async def lines(s: Any) -> list[int | None]:
+        return [x.product_id for x in await s.scalars(select(OrderLine))]
+
+    assert db_run(database_url, lines) == [tonic.id]  # the order still points at it
+    # order entry refuses the retired product
+    login(admin, "op")
+    page = admin.get(f"/customers/{cid}/order")
+    token = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
+    assert token
+    r = admin.post(
+        f"/customers/{cid}/order/form",
+        data={"code": "10001", "qty": "1", "carrier": "yamato", "payment": "cod"},
+        headers={"HX-Request": "true", "X-CSRF-Token": csrf_of(admin)},
+    )
+    assert "販売を終了した商品です。" in r.text
+
+
+def test_rows_without_active_flag_may_be_deleted(admin: Any, database_url: str) -> None:
+    page = admin.get("/masters/companions")
+    assert "取扱説明書" in page.text and "削除" in page.text
+
+    async def companion_id(s: Any) -> int:
+        from app.masters.models import Companion
+
+        return int(await s.scalar(select(Companion.id)) or 0)
+
+    cid = db_run(database_url, companion_id)
+    r = post(admin, f"/masters/companions/{cid}/delete", {})
+    assert r.status_code == 303
+    assert db_run(database_url, companion_id) == 0
+
+
+def test_campaign_rules_are_checked_per_kind(admin: Any, database_url: str) -> None:
+    r = post(
+        admin,
+        "/masters/campaigns/new",
+        {"code": "C1", "name": "同梱キャンペーン", "kind": "present", "present_quantity": "1"},
+    )
+    assert r.status_code == 422
+    assert "対象商品コードを入力してください" in error_of(r.text, "product_id")
+    assert error_of(r.text, "present_product_id") == "プレゼント商品コードを入力してください。"
+    r = post(
+        admin,
+        "/masters/campaigns/new",
+        {"code": "C2", "name": "ゴールド割引", "kind": "rank_discount", "rank_id": "gold"},
+    )
+    assert error_of(r.text, "discount_amount") == "値引額（円）か値引率（%）を入力してください。"
+    r = post(
+        admin,
+        "/masters/campaigns/new",
+        {
+            "code": "C3",
+            "name": "同梱キャンペーン",
+            "kind": "present",
+            "product_id": "20002",
+            "present_product_id": "90002",
+            "present_quantity": "1",
+            "starts_on": "2025/04/01",
+            "ends_on": "2025/04/30",
+        },
+    )
+    assert r.status_code == 303
+
+    async def campaigns(s: Any) -> list[str]:
+        return [c.code for c in await s.scalars(select(Campaign))]
+
+    assert db_run(database_url, campaigns) == ["C3"]
+
+
+def test_staff_master_creates_a_login_and_retiring_blocks_it(admin: Any, database_url: str) -> None:
+    r = post(
+        admin,
+        "/masters/staff/new",
+        {"login": "tanaka", "name": "田中 一郎", "role": "operator", "extension": "203"},
+    )
+    assert r.status_code == 422
+    assert error_of(r.text, "password") == "パスワードを入力してください（8文字以上）。"
+    r = post(
+        admin,
+        "/masters/staff/new",
+        {
+            "login": "tanaka",
+            "name": "田中 一郎",
+            "role": "operator",
+            "extension": "203",
+            "line": "team-b",
+            "password": "secret1234",
+        },
+    )
+    assert r.status_code == 303
+    assert login(admin, "tanaka", "secret1234").status_code == 303
+    login(admin, "office")
+    listed = admin.get("/masters/staff?q=tanaka")
+    assert "team-b" in listed.text and "203" in listed.text
+
+    async def staff_id(s: Any) -> int:
+        from app.auth.models import Staff
+
+        return int(await s.scalar(select(Staff.id).where(Staff.login == "tanaka")) or 0)
+
+    sid = db_run(database_url, staff_id)
+    post(admin, f"/masters/staff/{sid}/active", {"active": "0"})
+    refused = login(admin, "tanaka", "secret1234")
+    assert refused.status_code != 303
+    assert "ログインIDまたはパスワードが違います" in refused.text
+
+
+def test_rank_master_recalculates_on_demand(admin: Any, database_url: str) -> None:
+    add_customer(database_url, "佐賀 太郎", "サガ タロウ", "0952-32-6611")
+    r = post(admin, "/masters/ranks/recalculate", {})
+    assert r.status_code == 303
+    page = admin.get(r.headers["location"])
+    assert "ランクを再計算しました（1人のランクが変わりました）。" in page.text
+
+
+def test_a_campaign_out_of_its_period_is_marked_in_the_list(admin: Any) -> None:
+    r = post(
+        admin,
+        "/masters/campaigns/new",
+        {
+            "code": "OLD",
+            "name": "去年の送料無料",
+            "kind": "free_shipping",
+            "starts_on": "2020/04/01",
+            "ends_on": "2020/04/30",
+        },
+    )
+    assert r.status_code == 303
+    text = text_of(admin.get("/masters/campaigns").text)
+    assert "去年の送料無料 期間限定送料無料 2020/04/01 2020/04/30" in text
+    assert "有効 期間外" in text
