@@ -27,7 +27,14 @@ class Subscription(Base):
     carrier_id: Mapped[int | None] = mapped_column(ForeignKey("carriers.id"), nullable=True)
     payment_method: Mapped[str] = mapped_column(String(16), default="cod")
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
+    cancel_reason_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cancel_reasons.id"), nullable=True
+    )
+    # Optimistic locking: a change made on a screen that showed an older version is refused.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
     items: Mapped[list[SubscriptionItem]] = relationship(cascade="all, delete-orphan")
 

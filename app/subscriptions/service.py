@@ -211,3 +211,30 @@ async def delivery_history(
         per_page=per_page,
         subscription_only=True,
     )
+
+
+def following(*, interval_unit: str, interval_n: int, day_of_month: int, after: dt.date) -> dt.date:
+    """The delivery after ``after`` (itself a delivery of the schedule): ``interval_n`` weeks
+    later, or day ``day_of_month`` of the month ``interval_n`` months later (a day the month
+    lacks falls to its last day)."""
+    n = max(1, interval_n)
+    if interval_unit == "week":
+        return after + dt.timedelta(weeks=n)
+    return month_day(after.replace(day=1), n, day_of_month)
+
+
+def next_after(
+    *, interval_unit: str, interval_n: int, day_of_month: int, due: dt.date, day: dt.date
+) -> dt.date:
+    """The first delivery of the schedule through ``due`` that comes after ``day``."""
+    nxt = following(
+        interval_unit=interval_unit, interval_n=interval_n, day_of_month=day_of_month, after=due
+    )
+    while nxt <= day:
+        nxt = following(
+            interval_unit=interval_unit,
+            interval_n=interval_n,
+            day_of_month=day_of_month,
+            after=nxt,
+        )
+    return nxt

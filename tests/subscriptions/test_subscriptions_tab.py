@@ -201,18 +201,21 @@ def test_subscriptions_tab_shows_subscriptions_and_delivery_history(
     )
     assert [row.cells for row in subs.rows] == [
         ["2016/01", "2週ごと", "火曜日", "40001 グルコサミン＆コンドロイチン 1個", "2099/07/07",
-         "休止中（〜2099/06/30）", "受注へ"],
-        ["2014/12", "毎月", "10日", "10001 健康トニック 1個", "2015/05/10", "継続", "受注へ"],
+         "休止中（〜2099/06/30）", "受注へ 変更"],
+        ["2014/12", "毎月", "10日", "10001 健康トニック 1個", "2015/05/10", "継続", "受注へ 変更"],
         ["2014/04", "2ヶ月ごと", "末日", "30001 健康セット 1個 20002 健康サポートテープ 2個",
-         computed.strftime("%Y/%m/%d"), "継続", "受注へ"],
-        ["2018/01", "毎月", "10日", "50001 ごぼう茶 1個", "—", "解約 飲みきれない", ""],
+         computed.strftime("%Y/%m/%d"), "継続", "受注へ 変更"],
+        ["2018/01", "毎月", "10日", "50001 ごぼう茶 1個", "—", "解約 飲みきれない", "詳細"],
     ]  # fmt: skip
     assert [row.links for row in subs.rows] == [
-        [f"/customers/{cid}/order?subscription={sids['paused']}"],
-        [f"/customers/{cid}/order?subscription={sids['tonic']}"],
-        [f"/customers/{cid}/order?subscription={sids['set']}"],
-        [],
-    ]
+        [f"/customers/{cid}/order?subscription={sids['paused']}",
+         f"/customers/{cid}/subscriptions/{sids['paused']}"],
+        [f"/customers/{cid}/order?subscription={sids['tonic']}",
+         f"/customers/{cid}/subscriptions/{sids['tonic']}"],
+        [f"/customers/{cid}/order?subscription={sids['set']}",
+         f"/customers/{cid}/subscriptions/{sids['set']}"],
+        [f"/customers/{cid}/subscriptions/{sids['cancelled']}"],
+    ]  # fmt: skip
     assert "void" in subs.rows[3].classes
     url = f"/customers/{cid}/order?subscription={sids['paused']}"
     assert f'href="{url}" hx-get="{url}" hx-target="#tab-body"' in r.text

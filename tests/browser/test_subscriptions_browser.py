@@ -1,0 +1,63 @@
+"""Browser: a subscription registered in the monitor's 定期情報 (with the terms read before
+確定) appears in 定期発送一覧 for its date, and 実行 turns it into an order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from app.web import JST
+from tests.browser.pages import log_in, wait_focus
+from tests.factories import add_customer, add_masters
+
+pytestmark = pytest.mark.browser
+
+
+def test_subscription_from_the_monitor_is_shipped_by_the_run(
+    live_server_factory: Callable[..., Any],
+    new_page: Callable[[], Any],
+    make_staff: Callable[..., int],
+    database_url: str,
+) -> None:
+    add_masters(database_url)
+    cid = add_customer(
+        database_url, "北田 君子", "キタダ キミコ", "0985-22-1111", prefecture="宮崎県"
+    )
+    make_staff("matsuo", role="supervisor", name="松尾 健一")
+    server = live_server_factory({"YEBISU_REDIS_URL": ""})
+    page = new_page()
+    log_in(page, server.url, "matsuo")
+    today = dt.datetime.now(JST).date()
+
+    page.goto(f"{server.url}/customers/{cid}/subscriptions")
+    page.click("#subscription-new")
+    wait_focus(page, "sub-start-month")
+    assert page.input_value("#sub-start-month") == f"{today:%Y/%m}"
+    page.fill("#sub-day", str(today.day))
+    page.fill("#sub-code-0", "10001")
+    page.fill("#sub-qty-0", "2")
+    page.click("#subscription-confirm")
+
+    terms = page.locator(".terms", has_text="お客様へのご説明")
+    terms.wait_for()
+    assert "毎月" in terms.inner_text()
+    assert page.inner_text("#subscription-next") == f"{today:%Y/%m/%d}"
+    page.click("#subscription-save")
+    page.locator("#subscription-notice", has_text="を登録しました").wait_for()
+    row = page.locator("#subscriptions tbody tr").first
+    assert "10001 健康トニック 2個" in row.inner_text()
+
+    page.goto(f"{server.url}/subscriptions?date={today:%Y/%m/%d}")
+    pending = page.locator("#shipments-table tbody tr", has_text="北田 君子")
+    pending.wait_for()
+    assert "未作成" in pending.inner_text()
+
+    page.click("#shipments-run")
+    made = page.locator("#shipments-table tbody tr", has_text="作成済")
+    made.wait_for(timeout=20_000)
+    text = made.inner_text()
+    assert "北田 君子" in text and "10001 健康トニック" in text
+    assert page.locator(".job-progress.job-done").count() == 1
