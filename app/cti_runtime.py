@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.board.notify import BoardNotifier
 from app.calls.service import Delivery, expire_ringing, handle_event
 from app.config import Settings, resolve_secret_key
 from app.db import transaction
@@ -31,6 +32,7 @@ from cti_bridge.config import WebhookSourceConfig
 from cti_bridge.events import CallEvent, CallRinging
 from cti_bridge.runner import Bridge, build_sources
 from cti_bridge.runner import main as bridge_main
+from cti_bridge.source import DialError
 from cti_bridge.sources.simulator import SimulatorSource
 from cti_bridge.sources.webhook import WebhookError, parse_webhook, verify_signature
 
@@ -61,6 +63,8 @@ class CtiRuntime:
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._rung: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # The supervisors' live board: refreshed after each event, off the pop path.
+        self.board = BoardNotifier(settings, sessionmaker, hub)
 
     async def start(self) -> None:
         stale = float(self.settings.cti.ring_timeout_s)
@@ -78,6 +82,7 @@ class CtiRuntime:
         self._tasks.append(asyncio.create_task(self._expire_loop(), name="cti-expiry"))
 
     async def stop(self) -> None:
+        await self.board.stop()
         if self.bridge is not None:
             await self.bridge.stop()
         for task in self._tasks:
@@ -105,6 +110,36 @@ class CtiRuntime:
                 session, event=event, push=self._deliver if early else None
             )
             await self._deliver(deliveries)
+        self.board.poke("call")
+
+    def can_dial(self) -> bool:
+        """Whether click-to-dial can go through a PBX or modem (else the page offers a
+        ``tel:`` link)."""
+        if self.bridge is not None:
+            return any(s.can_dial for s in self.bridge.sources.values())
+        return self.remote is not None and any(
+            s.kind in ("ami", "modem") for s in self.settings.cti.sources
+        )
+
+    async def dial(self, extension: str | None, number: str, *, line: str = "") -> str:
+        """Click-to-dial (C7): a dial-capable source of the in-process bridge — a PBX (AMI
+        ``Originate`` to the operator's extension) or a modem (``ATD``) before the simulator,
+        the operator's line first — else a standalone bridge through Redis. Returns the call
+        id; raises :class:`DialError`."""
+        if self.bridge is not None:
+            sources = [s for s in self.bridge.sources.values() if s.can_dial]
+            sources.sort(key=lambda s: (s.kind == "simulator", s.line != line))
+            errors: list[str] = []
+            for src in sources:
+                try:
+                    return await self.bridge.dial(extension, number, source=src.name)
+                except DialError as exc:
+                    errors.append(str(exc))
+            if errors:
+                raise DialError("; ".join(errors))
+        if self.remote is not None:
+            return await self.remote.request_dial(extension, number, line=line)
+        raise DialError("no source can dial")
 
     def _first_ring(self, event: CallEvent) -> bool:
         """The first ringing event of a call in this process: its pop may go out before the
@@ -131,6 +166,8 @@ class CtiRuntime:
                         session, ring_timeout_s=self.settings.cti.ring_timeout_s
                     )
                 await self._deliver(deliveries)
+                if deliveries:
+                    self.board.poke("call")
             except Exception:
                 log.exception("ring expiry failed")
 

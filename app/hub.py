@@ -1,4 +1,5 @@
-"""Websocket hub: pushes htmx fragments to the tabs of given staff members.
+"""Websocket hub: pushes htmx fragments to the tabs of given staff members, and to the tabs
+subscribed to a topic (the supervisors' live board, today's responses).
 
 Without Redis every connection lives in this process. With Redis, a fragment is published once
 on ``{prefix}:ws`` and every app process delivers it to its own connections, so the process that
@@ -20,6 +21,10 @@ from redis.asyncio import Redis
 
 log = logging.getLogger("yebisu.hub")
 
+# A process announces the topics its connections subscribe to for this long (renewed while
+# they stay), so a process publishing a board knows whether anyone anywhere watches it.
+TOPIC_TTL_S = 30
+
 
 class Connection(Protocol):
     async def send_text(self, data: str) -> None: ...
@@ -30,6 +35,35 @@ class Hub:
 
     def __init__(self) -> None:
         self._conns: dict[int, set[Connection]] = defaultdict(set)
+        self._topics: dict[str, set[Connection]] = defaultdict(set)
+
+    def subscribe(self, topic: str, conn: Connection) -> None:
+        """Let this connection receive what is published on ``topic``."""
+        self._topics[topic].add(conn)
+
+    def unsubscribe(self, topic: str, conn: Connection) -> None:
+        conns = self._topics.get(topic)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._topics[topic]
+
+    async def has_subscribers(self, topic: str) -> bool:
+        """Whether publishing on ``topic`` would reach anyone (so nobody renders for nobody)."""
+        return bool(self._topics.get(topic))
+
+    async def publish(self, topic: str, html: str) -> None:
+        """Send ``html`` to every connection subscribed to ``topic``."""
+        await self.publish_local(topic, html)
+
+    async def publish_local(self, topic: str, html: str) -> int:
+        conns = list(self._topics.get(topic, ()))
+        for conn in conns:
+            try:
+                await conn.send_text(html)
+            except Exception:  # a closing socket; its handler unsubscribes it
+                log.debug("send to topic %s failed", topic, exc_info=True)
+        return len(conns)
 
     def register(self, staff_id: int, conn: Connection) -> None:
         self._conns[staff_id].add(conn)
@@ -65,11 +99,14 @@ class RedisHub(Hub):
 
     def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
+        self.prefix = prefix
         self.channel = f"{prefix}:ws"
         self.origin = uuid.uuid4().hex
         self._redis: Redis = Redis.from_url(url)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._beat: asyncio.Task[None] | None = None
+        self._announcing: set[asyncio.Task[None]] = set()
 
     async def deliver(self, staff_ids: Iterable[int], html: str) -> None:
         """This process's tabs at once; the other processes' through Redis."""
@@ -78,9 +115,49 @@ class RedisHub(Hub):
         payload = json.dumps({"from": self.origin, "to": to, "html": html}, ensure_ascii=False)
         await self._redis.publish(self.channel, payload)
 
+    def subscribe(self, topic: str, conn: Connection) -> None:
+        super().subscribe(topic, conn)
+        task = asyncio.get_running_loop().create_task(self._announce([topic]))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    def _topic_key(self, topic: str) -> str:
+        return f"{self.prefix}:topic:{topic}"
+
+    async def _announce(self, topics: Iterable[str]) -> None:
+        """Tell the other processes this one has subscribers of these topics (for a while)."""
+        try:
+            for topic in topics:
+                await self._redis.set(self._topic_key(topic), self.origin, ex=TOPIC_TTL_S)
+        except Exception:
+            log.warning("hub: could not announce topics", exc_info=True)
+
+    async def has_subscribers(self, topic: str) -> bool:
+        """Here, or in any process that announced the topic within ``TOPIC_TTL_S``."""
+        if self._topics.get(topic):
+            return True
+        try:
+            return bool(await self._redis.exists(self._topic_key(topic)))
+        except Exception:
+            return True
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(TOPIC_TTL_S / 3)
+            await self._announce([t for t, conns in self._topics.items() if conns])
+
+    async def publish(self, topic: str, html: str) -> None:
+        """This process's subscribers at once; the other processes' through Redis."""
+        await self.publish_local(topic, html)
+        payload = json.dumps(
+            {"from": self.origin, "topic": topic, "html": html}, ensure_ascii=False
+        )
+        await self._redis.publish(self.channel, payload)
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="hub-listener")
         await asyncio.wait_for(self._ready.wait(), timeout=10)
+        self._beat = asyncio.create_task(self._heartbeat(), name="hub-topics")
 
     async def _listen(self) -> None:
         backoff = 0.2
@@ -94,7 +171,11 @@ class RedisHub(Hub):
                     if message.get("type") != "message":
                         continue
                     data: dict[str, Any] = json.loads(message["data"])
-                    if data.get("from") != self.origin:
+                    if data.get("from") == self.origin:
+                        continue
+                    if "topic" in data:
+                        await self.publish_local(data["topic"], data["html"])
+                    else:
                         await self.deliver_local(data["to"], data["html"])
             except asyncio.CancelledError:
                 raise
@@ -104,8 +185,10 @@ class RedisHub(Hub):
                 backoff = min(backoff * 2, 5.0)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._beat, *self._announcing):
+            if task is None:
+                continue
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self._redis.aclose()

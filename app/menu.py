@@ -49,7 +49,7 @@ SECTIONS: tuple[Section, ...] = (
         "定期",
         "/subscriptions",
         ("supervisor", "backoffice"),
-        False,
+        True,
         "定期購入の管理と当日定期発送分の自動出力（定期発送一覧）。",
     ),
     Section(
@@ -57,7 +57,7 @@ SECTIONS: tuple[Section, ...] = (
         "長期放置顧客",
         "/dormant",
         ("operator", "supervisor"),
-        False,
+        True,
         "一定期間アクションのない顧客の一覧と、架電リスト。",
     ),
     Section(
@@ -65,7 +65,7 @@ SECTIONS: tuple[Section, ...] = (
         "ボード",
         "/board",
         ("supervisor",),
-        False,
+        True,
         "全回線・全オペレータの状態と本日の対応状況をリアルタイムに表示します。",
     ),
     Section(
@@ -73,7 +73,7 @@ SECTIONS: tuple[Section, ...] = (
         "マスタ",
         "/masters",
         ("backoffice",),
-        False,
+        True,
         "担当者・広告・商品・送料・セット商品・FAQ・キャンペーン・ランクなどのマスタ管理。",
     ),
     Section(

@@ -13,9 +13,15 @@ injects calls at a steady rate two ways:
 * ``parser``: Asterisk AMI bytes (Newchannel + DialBegin to one operator's extension) fed to the
   AMI parser in this process, its events published to the same Redis stream.
 
-In the same run it measures the floor: one indexed psycopg look-up + one render of the pop-up
+In the same run ``--supervisors`` supervisors (default 50) keep the live board open (its own
+websocket, ``/board/ws?topic=board``): for each modem call, the time from the bytes going in
+to the board update showing the ringing call at each supervisor is measured (the board is
+rendered once per change, coalesced, and fanned out to every supervisor).
+
+It also measures the floor: one indexed psycopg look-up + one render of the pop-up
 template + one Redis publish→receive + one websocket send→receive. The last line printed is a
-JSON object with p50_ms, p99_ms, max_ms, floor_p50_ms, ratio_p50 (and per-mode figures).
+JSON object with p50_ms, p99_ms, max_ms, floor_p50_ms, ratio_p50 (and per-mode figures, and
+board_p50_ms / board_p95_ms / board_p99_ms over every supervisor's update).
 """
 
 from __future__ import annotations
@@ -145,6 +151,75 @@ class Clients:
             await c.close()
 
 
+BOARD_CALLER_RE = re.compile(r'<li class="ringing">.*?<strong>([^<]+)</strong>', re.S)
+
+
+class BoardClients:
+    """Supervisors' board websockets: when each ringing call first shows on each board."""
+
+    def __init__(self, pending: dict[str, float]) -> None:
+        self.pending = pending  # shared with the operators' clients
+        self.latencies: list[float] = []
+        self.frames = 0
+        self.conns: list[Any] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def connect(self, ws_url: str, cookie: str) -> None:
+        conn = await websockets.connect(
+            ws_url, additional_headers={"Cookie": cookie}, max_size=2**22
+        )
+        self.conns.append(conn)
+        self.tasks.append(asyncio.create_task(self._recv(conn)))
+
+    async def _recv(self, conn: Any) -> None:
+        seen: set[str] = set()
+        try:
+            async for frame in conn:
+                now = time.perf_counter()
+                self.frames += 1
+                for caller in BOARD_CALLER_RE.findall(frame):
+                    t0 = self.pending.get(caller)
+                    if t0 is not None and caller not in seen:
+                        seen.add(caller)
+                        self.latencies.append(now - t0)
+        except websockets.ConnectionClosed:
+            return
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for c in self.conns:
+            await c.close()
+
+
+async def ensure_supervisors(url: str, n: int) -> list[str]:
+    from sqlalchemy import select
+
+    from app.auth.models import Staff
+    from app.auth.service import create_staff
+    from app.db import make_engine, make_sessionmaker, transaction
+
+    engine = make_engine(url)
+    out = []
+    try:
+        async with transaction(make_sessionmaker(engine)) as s:
+            have = set((await s.scalars(select(Staff.login))).all())
+            for i in range(n):
+                login = f"bench_sv_{i:03d}"
+                if login not in have:
+                    await create_staff(
+                        s,
+                        login=login,
+                        name=f"リーダー {i:03d}",
+                        password=PASSWORD,
+                        role="supervisor",
+                    )
+                out.append(login)
+    finally:
+        await engine.dispose()
+    return out
+
+
 RUN = int(time.time())
 
 
@@ -246,7 +321,9 @@ async def run(args: argparse.Namespace, server: Server, peer: Path, prefix: str)
     operators = await ensure_operators(args.database_url, args.operators, args.modem_operators)
     numbers = sample_numbers(args.database_url, 2 * (args.calls + args.warmup) + 10)
     port = server.port
+    supervisors = await ensure_supervisors(args.database_url, args.supervisors)
     clients = Clients()
+    boards = BoardClients(clients.pending)
     device = serial.Serial(str(peer), timeout=0)
     try:
         print(f"logging in {len(operators)} operators …", flush=True)
@@ -259,6 +336,15 @@ async def run(args: argparse.Namespace, server: Server, peer: Path, prefix: str)
         )
         for cookie in cookies:
             await clients.connect(f"ws://127.0.0.1:{port}/ws", cookie)
+        print(f"opening {len(supervisors)} supervisors' boards …", flush=True)
+        sv_cookies = await asyncio.gather(
+            *(
+                loop.run_in_executor(None, login_cookie, server.url, login, PASSWORD, "")
+                for login in supervisors
+            )
+        )
+        for cookie in sv_cookies:
+            await boards.connect(f"ws://127.0.0.1:{port}/board/ws?topic=board", cookie)
         await asyncio.sleep(1.0)
         interval = 1.0 / args.rate
         results: dict[str, list[float]] = {}
@@ -269,6 +355,7 @@ async def run(args: argparse.Namespace, server: Server, peer: Path, prefix: str)
             number = numbers[i]
             if i == args.warmup:
                 clients.latencies = []
+                boards.latencies = []
             clients.pending[display_national(number)] = time.perf_counter()
             device.write(
                 f"DATE = 1123\r\nTIME = 1405\r\nNMBR = {dialable(number)}\r\n\r\nRING\r\n".encode()
@@ -276,6 +363,7 @@ async def run(args: argparse.Namespace, server: Server, peer: Path, prefix: str)
             await asyncio.sleep(1.0 / args.pty_rate)
         await asyncio.sleep(1.0)
         results["pty"] = list(clients.latencies)
+        results["board"] = list(boards.latencies)
 
         # 2. AMI bytes at the parser boundary → Redis stream → app (one operator's extension)
         bus = RedisBus(args.redis_url, prefix=prefix)
@@ -307,6 +395,7 @@ async def run(args: argparse.Namespace, server: Server, peer: Path, prefix: str)
         )
     finally:
         await clients.close()
+        await boards.close()
         device.close()
     return results
 
@@ -375,6 +464,9 @@ def main() -> None:
         help="modem calls per second (each stops ringing before the next)",
     )
     p.add_argument("--warmup", type=int, default=50)
+    p.add_argument(
+        "--supervisors", type=int, default=50, help="supervisors with the live board open"
+    )
     p.add_argument("--database-url", default=DEFAULT_URL)
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--fresh", action="store_true", help="regenerate the demo data")
@@ -396,6 +488,8 @@ def main() -> None:
     show("AMI parser → pop frame", parser)
     show("all", both)
     show("floor (lookup+render+redis+ws)", fl)
+    board = summary(as_ms(results["board"]))
+    show(f"modem bytes → board ({args.supervisors} supervisors)", board)
     ratio = both["p50"] / fl["p50"] if fl["p50"] else float("nan")
     print(f"ratio p50 / floor p50 = {ratio:.2f}")
     print(
@@ -414,6 +508,11 @@ def main() -> None:
                 "frames": both["n"],
                 "customers": args.customers,
                 "operators": args.operators,
+                "supervisors": args.supervisors,
+                "board_p50_ms": round(board["p50"], 3),
+                "board_p95_ms": round(board["p95"], 3),
+                "board_p99_ms": round(board["p99"], 3),
+                "board_updates": board["n"],
             }
         )
     )

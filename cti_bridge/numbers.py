@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -173,10 +174,12 @@ def last8(number: str) -> str:
     return digits[-8:]
 
 
+@lru_cache(maxsize=4096)
 def display_national(e164: str) -> str:
     """Format an E.164 number for display: ``+81952326611`` → ``0952-32-6611``.
 
     Foreign numbers get the international format; anything unparsable is returned unchanged.
+    Cached: the live board shows the same callers on every update.
     """
     if not e164:
         return ""

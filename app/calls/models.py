@@ -16,6 +16,9 @@ class Call(Base):
         UniqueConstraint("source", "source_call_id"),
         Index("ix_calls_state_started", "state", "started_at"),
         Index("ix_calls_customer", "customer_id", "started_at"),
+        # Today's counts (board) and the call-back queue (board, alerts, 不在着信).
+        Index("ix_calls_started", "started_at"),
+        Index("ix_calls_callback", "callback_status", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.auth.models import Staff
+from app.board.notify import board_task, poke
 from app.calls import service
 from app.calls.models import PRESENCE_LABELS, Call
 from app.calls.presence import SELECTABLE, get_presence, set_presence
@@ -29,15 +30,20 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
-def _push(request: Request, deliveries: list[service.Delivery]) -> BackgroundTask | None:
-    """Deliver after the response started, i.e. after the request's transaction committed."""
-    if not deliveries:
+def _push(
+    request: Request, deliveries: list[service.Delivery], *, board: str = ""
+) -> BackgroundTask | None:
+    """Deliver after the response started, i.e. after the request's transaction committed;
+    with ``board``, the supervisors' boards refresh too."""
+    if not deliveries and not board:
         return None
     hub = _hub(request)
 
     async def send() -> None:
         for d in deliveries:
             await hub.deliver(d.staff_ids, d.html)
+        if board:
+            poke(request, kind=board)
 
     return BackgroundTask(send)
 
@@ -97,7 +103,9 @@ async def take(request: Request) -> Response:
     call = result.call
     if call is not None and call.customer_id is not None:
         headers["HX-Redirect"] = f"/customers/{call.customer_id}?call={call.id}"
-    return Response(status_code=200, headers=headers, background=_push(request, deliveries))
+    return Response(
+        status_code=200, headers=headers, background=_push(request, deliveries, board="call")
+    )
 
 
 async def choose(request: Request) -> Response:
@@ -125,7 +133,7 @@ async def choose(request: Request) -> Response:
     )
     return Response(
         headers={"HX-Redirect": f"/customers/{customer_id}?call={call_id}"},
-        background=_push(request, deliveries),
+        background=_push(request, deliveries, board="call"),
     )
 
 
@@ -202,7 +210,7 @@ async def register(request: Request) -> Response:
         call.customer_id = customer.id
     return Response(
         headers={"HX-Redirect": f"/customers/{customer.id}?call={call_id}"},
-        background=_push(request, deliveries),
+        background=_push(request, deliveries, board="call"),
     )
 
 
@@ -224,7 +232,10 @@ async def presence(request: Request) -> Response:
         return Response("状態を選んでください。", status_code=400)
     p = await set_presence(db(request), staff_id=staff.id, state=state)
     return templates.TemplateResponse(
-        request, "calls/_presence.html", {"presence": p, "labels": PRESENCE_LABELS}
+        request,
+        "calls/_presence.html",
+        {"presence": p, "labels": PRESENCE_LABELS},
+        background=board_task(request, kind="presence"),
     )
 
 
@@ -272,7 +283,11 @@ async def callback_done(request: Request) -> Response:
     if call is None:
         return Response("見つかりません。", status_code=404)
     call.callback_status = "done"
-    return RedirectResponse(request.headers.get("referer") or "/calls?missed=1", status_code=303)
+    return RedirectResponse(
+        request.headers.get("referer") or "/calls?missed=1",
+        status_code=303,
+        background=board_task(request, kind="call"),
+    )
 
 
 async def _call_page(
@@ -355,7 +370,11 @@ async def save_response(request: Request) -> Response:
     response.status = "done"
     response.staff_id = response.staff_id or staff.id
     response.customer_id = response.customer_id or call.customer_id
-    return RedirectResponse(f"/calls/{call.id}?saved=1", status_code=303)
+    return RedirectResponse(
+        f"/calls/{call.id}?saved=1",
+        status_code=303,
+        background=board_task(request, kind="response"),
+    )
 
 
 routes = [

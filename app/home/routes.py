@@ -6,13 +6,18 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app.board.service import status_alerts
+from app.config import Settings
 from app.menu import SECTIONS, Section
 from app.security import requires_role
-from app.web import render
+from app.web import db, render
 
 
 async def home(request: Request) -> Response:
-    return render(request, "home", {"fkeys": [(1, "顧客検索", "#home-search")]})
+    """The top screen: quick search, menu and the status alerts (D4)."""
+    settings: Settings = request.app.state.settings
+    alerts = await status_alerts(db(request), settings=settings)
+    return render(request, "home", {"fkeys": [(1, "顧客検索", "#home-search")], "alerts": alerts})
 
 
 def _placeholder(section: Section) -> Route:

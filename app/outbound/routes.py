@@ -1,7 +1,446 @@
-"""Outbound screens."""
+"""Outbound screens: 長期放置顧客一覧 (D1), work lists (D2) and click-to-dial (C7)."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import csv
+import datetime as dt
+import io
+import logging
+from typing import Any
+from urllib.parse import urlencode
 
-routes: list[BaseRoute] = []
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from app.audit.service import record
+from app.auth.models import Staff
+from app.board.notify import board_task
+from app.calls.presence import get_presence
+from app.customers.models import Customer, CustomerPhone
+from app.customers.postcodes import PREFECTURES
+from app.masters.models import Product, Rank
+from app.orders.models import Order, OrderLine
+from app.outbound import dormant as dormant_svc
+from app.outbound import service
+from app.outbound.dormant import DM_CHOICES, SORTS, DormantForm
+from app.outbound.models import ACTION_GROUPS, ENTRY_STATUSES, RESULTS, OutboundEntry, OutboundList
+from app.responses.service import parse_datetime
+from app.security import requires_role
+from app.web import JST, current_staff, db, render, templates
+from cti_bridge.numbers import display_national
+from cti_bridge.source import DialError
+
+log = logging.getLogger("yebisu.outbound")
+
+CSV_LIMIT = 100_000
+CSV_HEADER = (
+    "顧客名", "コード", "住所", "最終受注日", "最終受注商品名", "個数", "金額",
+    "最終アクション日", "放置日数", "最終アクション内容", "電話不可",
+)  # fmt: skip
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def _cell(value: str) -> str:
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(JST).date()
+
+
+def _staff_id(request: Request) -> int:
+    staff = current_staff(request)
+    assert staff is not None
+    return staff.id
+
+
+def _is_supervisor(request: Request) -> bool:
+    staff = current_staff(request)
+    return staff is not None and staff.has_role("supervisor")
+
+
+def _query(form: DormantForm, **extra: Any) -> str:
+    values = {k: v for k, v in form.values.items() if v}
+    values.update({k: v for k, v in extra.items() if v not in (None, "")})
+    return urlencode(values)
+
+
+async def _options(request: Request) -> dict[str, Any]:
+    session = db(request)
+    ranks = (
+        await session.execute(
+            select(Rank.id, Rank.name).where(Rank.active.is_(True)).order_by(Rank.sort_order)
+        )
+    ).all()
+    products = (
+        await session.execute(
+            select(Product.id, Product.code, Product.name)
+            .where(Product.active.is_(True))
+            .order_by(Product.code)
+        )
+    ).all()
+    operators = (
+        await session.execute(
+            select(Staff.id, Staff.name)
+            .where(Staff.active.is_(True), Staff.role.in_(("operator", "supervisor")))
+            .order_by(Staff.id)
+        )
+    ).all()
+    return {
+        "groups": ACTION_GROUPS,
+        "ranks": ranks,
+        "products": products,
+        "prefectures": PREFECTURES,
+        "dm_choices": DM_CHOICES,
+        "sorts": SORTS,
+        "operators": operators,
+    }
+
+
+# --- 長期放置顧客一覧 ------------------------------------------------------------------------
+
+
+@requires_role("operator", "supervisor")
+async def dormant_page(request: Request) -> Response:
+    """長期放置顧客一覧: the first page comes from one indexed query; the count follows."""
+    form = dormant_svc.parse_form(request.query_params, today=_today())
+    result = None
+    if not form.errors:
+        result = await dormant_svc.dormant_page(db(request), filters=form.filters, page=form.page)
+    ctx = {
+        **await _options(request),
+        "form": form,
+        "result": result,
+        "query": _query(form),
+        "prev_url": f"/dormant?{_query(form, page=form.page - 1)}" if form.page > 1 else "",
+        "next_url": f"/dormant?{_query(form, page=form.page + 1)}"
+        if result and result.has_next
+        else "",
+        "can_make_list": _is_supervisor(request),
+        "list_errors": {},
+        "list_values": {},
+    }
+    return render(request, "outbound/dormant", ctx, status_code=400 if form.errors else 200)
+
+
+@requires_role("operator", "supervisor")
+async def dormant_count(request: Request) -> Response:
+    form = dormant_svc.parse_form(request.query_params, today=_today())
+    if form.errors:
+        return HTMLResponse("")
+    n = await dormant_svc.count_dormant(db(request), filters=form.filters)
+    return HTMLResponse(f'<span id="dormant-count">{n:,} 件</span>')
+
+
+@requires_role("operator", "supervisor")
+async def dormant_csv(request: Request) -> Response:
+    """The whole list as CSV (UTF-8 with BOM, CRLF), in the list's order."""
+    session = db(request)
+    form = dormant_svc.parse_form(request.query_params, today=_today())
+    if form.errors:
+        return Response("検索条件を確認してください。", status_code=400)
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    n = 0
+    batch = 1000
+    for page in range(1, CSV_LIMIT // batch + 1):
+        result = await dormant_svc.dormant_page(
+            session, filters=form.filters, page=page, per_page=batch
+        )
+        for r in result.rows:
+            writer.writerow(
+                (
+                    _cell(r.name),
+                    r.code,
+                    _cell(r.address),
+                    r.last_order_on.strftime("%Y/%m/%d") if r.last_order_on else "",
+                    _cell(r.product),
+                    "" if r.quantity is None else r.quantity,
+                    "" if r.amount is None else r.amount,
+                    r.last_at.astimezone(JST).strftime("%Y/%m/%d") if r.last_at else "",
+                    r.days,
+                    r.last_label,
+                    "電話不可" if r.no_call else "",
+                )
+            )
+        n += len(result.rows)
+        if not result.has_next:
+            break
+    await record(
+        session,
+        action="export_dormant",
+        entity="customer",
+        staff_id=_staff_id(request),
+        changes={"filters": form.filters.as_dict(), "rows": n},
+        ip=request.client.host if request.client else "",
+    )
+    name = f"dormant_{form.filters.base_date:%Y%m%d}_{form.filters.days}d.csv"
+    return Response(
+        out.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# --- work lists ----------------------------------------------------------------------------
+
+
+@requires_role("operator", "supervisor")
+async def lists_page(request: Request) -> Response:
+    """架電リスト: the lists this operator works on (a supervisor sees every list)."""
+    lists = await service.lists_for(
+        db(request), staff_id=_staff_id(request), everyone=_is_supervisor(request)
+    )
+    return render(request, "outbound/lists", {"lists": lists, "notice": ""})
+
+
+@requires_role("supervisor")
+async def create_list(request: Request) -> Response:
+    """A work list from the dormant list's filters (posted with the form)."""
+    form_data = await request.form()
+    params = {k: str(v) for k, v in form_data.items() if isinstance(v, str)}
+    form = dormant_svc.parse_form(params, today=_today())
+    name = params.get("list_name", "")
+    operator_ids = [int(str(v)) for v in form_data.getlist("operators") if str(v).isdigit()]
+    errors: dict[str, str] = dict(form.errors)
+    lst: OutboundList | None = None
+    if not errors:
+        try:
+            lst = await service.create_list(
+                db(request),
+                name=name,
+                filters=form.filters,
+                operator_ids=operator_ids,
+                created_by=_staff_id(request),
+            )
+        except service.OutboundInputError as exc:
+            errors = exc.errors
+    if errors or lst is None:
+        result = None
+        if not form.errors:
+            result = await dormant_svc.dormant_page(db(request), filters=form.filters, page=1)
+        ctx = {
+            **await _options(request),
+            "form": form,
+            "result": result,
+            "query": _query(form),
+            "prev_url": "",
+            "next_url": "",
+            "can_make_list": True,
+            "list_errors": errors,
+            "list_values": {"name": name, "operators": operator_ids},
+        }
+        return render(request, "outbound/dormant", ctx, status_code=400)
+    return RedirectResponse(
+        f"/outbound?created={lst.id}",
+        status_code=303,
+        background=board_task(request, kind="outbound"),
+    )
+
+
+@requires_role("operator", "supervisor")
+async def next_customer(request: Request) -> Response:
+    """次の顧客: claim the next entry and open its work screen."""
+    list_id = int(request.path_params["list_id"])
+    session = db(request)
+    staff_id = _staff_id(request)
+    if not await service.can_work(
+        session, list_id=list_id, staff_id=staff_id, everyone=_is_supervisor(request)
+    ):
+        return Response("このリストの担当ではありません。", status_code=403)
+    entry = await service.next_entry(session, list_id=list_id, staff_id=staff_id)
+    if entry is None:
+        lists = await service.lists_for(
+            session, staff_id=staff_id, everyone=_is_supervisor(request)
+        )
+        return render(
+            request,
+            "outbound/lists",
+            {"lists": lists, "notice": "このリストに今かけられる顧客は残っていません。"},
+        )
+    return RedirectResponse(f"/outbound/entries/{entry.id}", status_code=303)
+
+
+async def _entry_context(request: Request, entry: OutboundEntry) -> dict[str, Any]:
+    session = db(request)
+    customer = await session.get(Customer, entry.customer_id)
+    assert customer is not None
+    lst = await session.get(OutboundList, entry.list_id)
+    phones = (
+        await session.scalars(
+            select(CustomerPhone)
+            .where(CustomerPhone.customer_id == customer.id, CustomerPhone.kind != "fax")
+            .order_by(CustomerPhone.position)
+        )
+    ).all()
+    last_order = (
+        await session.execute(
+            select(Order.id, Order.received_on, Order.total)
+            .where(Order.customer_id == customer.id)
+            .order_by(Order.received_on.desc(), Order.id.desc())
+            .limit(1)
+        )
+    ).first()
+    products: list[str] = []
+    if last_order is not None:
+        products = list(
+            (
+                await session.scalars(
+                    select(OrderLine.product_name)
+                    .where(OrderLine.order_id == last_order.id)
+                    .order_by(OrderLine.position)
+                )
+            ).all()
+        )
+    runtime = getattr(request.app.state, "cti", None)
+    return {
+        "entry": entry,
+        "work_list": lst,
+        "customer": customer,
+        "phones": [(p, display_national(p.e164) if p.e164 else p.raw) for p in phones],
+        "last_order": last_order,
+        "last_products": products,
+        "results": RESULTS,
+        "statuses": ENTRY_STATUSES,
+        "can_dial": bool(runtime is not None and runtime.can_dial()),
+        "errors": {},
+        "form": {},
+        "dial": None,
+    }
+
+
+async def _entry(request: Request) -> OutboundEntry | None:
+    entry = await db(request).get(OutboundEntry, int(request.path_params["entry_id"]))
+    if entry is None:
+        return None
+    if not await service.can_work(
+        db(request),
+        list_id=entry.list_id,
+        staff_id=_staff_id(request),
+        everyone=_is_supervisor(request),
+    ):
+        return None
+    return entry
+
+
+@requires_role("operator", "supervisor")
+async def entry_page(request: Request) -> Response:
+    """The outbound work screen: the customer, 発信 per phone, the result form."""
+    entry = await _entry(request)
+    if entry is None:
+        return Response("見つかりません。", status_code=404)
+    return render(request, "outbound/entry", await _entry_context(request, entry))
+
+
+@requires_role("operator", "supervisor")
+async def entry_banner(request: Request) -> Response:
+    """The outbound banner the customer monitor shows in outbound mode (``?outbound=``)."""
+    entry = await _entry(request)
+    if entry is None:
+        return HTMLResponse("")
+    ctx = await _entry_context(request, entry)
+    return templates.TemplateResponse(request, "outbound/_banner.html", ctx)
+
+
+@requires_role("operator", "supervisor")
+async def dial(request: Request) -> Response:
+    """発信 (C7): Originate to the operator's extension through the PBX, or ATD on a modem;
+    without a dial-capable source the page keeps its ``tel:`` link."""
+    entry = await _entry(request)
+    if entry is None:
+        return Response("見つかりません。", status_code=404)
+    session = db(request)
+    form = await request.form()
+    phone_id = str(form.get("phone", ""))
+    customer = await session.get(Customer, entry.customer_id)
+    phone = await session.get(CustomerPhone, int(phone_id)) if phone_id.isdigit() else None
+    if customer is None or phone is None or phone.customer_id != customer.id:
+        return HTMLResponse(
+            '<p class="dial-status error" id="dial-status">電話番号を選んでください。</p>',
+            status_code=400,
+        )
+    if customer.no_call:
+        return HTMLResponse(
+            '<p class="dial-status error" id="dial-status">この顧客は電話不可です。</p>',
+            status_code=409,
+        )
+    staff = current_staff(request)
+    assert staff is not None
+    presence = await get_presence(session, staff_id=staff.id)
+    extension = (presence.extension if presence is not None else "") or staff.extension
+    number = phone.e164 or phone.raw
+    shown = display_national(phone.e164) if phone.e164 else phone.raw
+    runtime = getattr(request.app.state, "cti", None)
+    if runtime is None or not runtime.can_dial():
+        message = f'<a href="tel:{number}">{shown}</a> をクリックして発信してください。'
+        return HTMLResponse(f'<p class="dial-status" id="dial-status">{message}</p>')
+    try:
+        call_id = await runtime.dial(extension or None, number, line=staff.line)
+    except DialError as exc:
+        log.warning("click-to-dial failed: %s", exc)
+        return HTMLResponse(
+            '<p class="dial-status error" id="dial-status">発信できませんでした（交換機に'
+            f'接続できません）。<a href="tel:{number}">{shown}</a> から発信してください。</p>',
+            status_code=409,
+        )
+    log.info("click-to-dial %s: extension %s → %s", call_id, extension, number)
+    return HTMLResponse(
+        f'<p class="dial-status" id="dial-status" data-call="{call_id}">'
+        f"発信中: 内線 {extension or '—'} を呼び出しています（{shown}）。"
+        "受話器を取ると相手につながります。</p>"
+    )
+
+
+@requires_role("operator", "supervisor")
+async def save_result(request: Request) -> Response:
+    """結果: recorded as an action (電話) on the customer; 次の顧客 follows."""
+    entry = await _entry(request)
+    if entry is None:
+        return Response("見つかりません。", status_code=404)
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in ("result", "callback_at", "note", "next")}
+    errors: dict[str, str] = {}
+    callback_at = None
+    try:
+        callback_at = parse_datetime(values["callback_at"])
+    except ValueError:
+        errors["callback_at"] = "再コール日時は YYYY/MM/DD HH:MM の形式で入力してください。"
+    if not errors:
+        try:
+            await service.record_result(
+                db(request),
+                entry_id=entry.id,
+                staff_id=_staff_id(request),
+                result=values["result"],
+                callback_at=callback_at,
+                note=values["note"],
+            )
+        except service.OutboundInputError as exc:
+            errors = exc.errors
+    if errors:
+        ctx = await _entry_context(request, entry)
+        ctx["errors"] = errors
+        ctx["form"] = values
+        return render(request, "outbound/entry", ctx, status_code=400)
+    target = f"/outbound/lists/{entry.list_id}/next" if values["next"] == "1" else "/outbound"
+    return RedirectResponse(
+        target, status_code=303, background=board_task(request, kind="outbound")
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/dormant", dormant_page, methods=["GET"]),
+    Route("/dormant/count", dormant_count, methods=["GET"]),
+    Route("/dormant.csv", dormant_csv, methods=["GET"]),
+    Route("/outbound", lists_page, methods=["GET"]),
+    Route("/outbound/lists", create_list, methods=["POST"]),
+    Route("/outbound/lists/{list_id:int}/next", next_customer, methods=["GET", "POST"]),
+    Route("/outbound/entries/{entry_id:int}", entry_page, methods=["GET"]),
+    Route("/outbound/entries/{entry_id:int}/banner", entry_banner, methods=["GET"]),
+    Route("/outbound/entries/{entry_id:int}/dial", dial, methods=["POST"]),
+    Route("/outbound/entries/{entry_id:int}/result", save_result, methods=["POST"]),
+]

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.board.notify import board_task
 from app.calls.models import Call
 from app.customers.models import Customer
 from app.monitor.service import current_call
@@ -363,7 +364,11 @@ async def save(request: Request) -> Response:
         return templates.TemplateResponse(request, "responses_tab/_form.html", ctx, status_code=400)
     if not is_htmx(request):
         path = f"/customers/{cid}/responses"
-        return RedirectResponse(_url(path, call, {"saved": 1}), status_code=303)
+        return RedirectResponse(
+            _url(path, call, {"saved": 1}),
+            status_code=303,
+            background=board_task(request, kind="response"),
+        )
     filters = {k: str(form[k]) for k in RESPONSE_FILTER_KEYS if k in form}
     history, _ = await _history_context(request, cid, call, filters)
     ctx = {
@@ -373,7 +378,12 @@ async def save(request: Request) -> Response:
             request, cid, call, form=_blank_form(), notice="対応履歴を登録しました。"
         ),
     }
-    return templates.TemplateResponse(request, "responses_tab/_saved.html", ctx)
+    return templates.TemplateResponse(
+        request,
+        "responses_tab/_saved.html",
+        ctx,
+        background=board_task(request, kind="response"),
+    )
 
 
 async def faq_results(request: Request) -> Response:

@@ -758,3 +758,74 @@ async def list_actions(
         s.converted += 1 if a.orders else 0
         s.sales += a.sales
     return ActionPage(Page(out, total, page, per_page), list(summary.values()))
+
+
+# --- today's responses (H5) ----------------------------------------------------------------
+
+
+@dataclass
+class TodayRow:
+    id: int
+    responded_at: dt.datetime
+    category: str
+    channel: str
+    status: str
+    staff_name: str
+    customer_id: int | None
+    customer_name: str
+    customer_code: str
+    content: str
+    answer: str
+    call_id: int | None
+
+    @property
+    def status_label(self) -> str:
+        return STATUSES.get(self.status, self.status)
+
+
+TODAY_LIMIT = 2000
+
+
+async def day_responses(
+    session: AsyncSession,
+    *,
+    day: dt.date,
+    category: str = "",
+    staff_id: int | None = None,
+    limit: int = TODAY_LIMIT,
+) -> list[TodayRow]:
+    """Every 対応履歴 of one JST day (対応履歴一覧表), oldest first, by 区分 and 担当者."""
+    start = dt.datetime.combine(day, dt.time(), JST).astimezone(dt.UTC)
+    conds: list[Any] = [
+        Response.responded_at >= start,
+        Response.responded_at < start + dt.timedelta(days=1),
+    ]
+    if category:
+        conds.append(Response.category == category)
+    if staff_id is not None:
+        conds.append(Response.staff_id == staff_id)
+    rows = await session.execute(
+        select(Response, Staff.name, Customer.name, Customer.code)
+        .outerjoin(Staff, Staff.id == Response.staff_id)
+        .outerjoin(Customer, Customer.id == Response.customer_id)
+        .where(*conds)
+        .order_by(Response.responded_at, Response.id)
+        .limit(limit)
+    )
+    return [
+        TodayRow(
+            id=r.id,
+            responded_at=r.responded_at,
+            category=r.category,
+            channel=r.channel,
+            status=r.status,
+            staff_name=sname or "",
+            customer_id=r.customer_id,
+            customer_name=cname or "",
+            customer_code=ccode or "",
+            content=r.content,
+            answer=r.answer,
+            call_id=r.call_id,
+        )
+        for r, sname, cname, ccode in rows
+    ]

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -121,7 +122,12 @@ def test_missed_calls_are_listed_for_call_back(
         body, headers = signed(settings.server.secret_key, {"action": "hangup", "call_id": call_id})
         client.post("/cti/simulate", content=body, headers=headers)
         assert 'hx-swap-oob="delete"' in ws.receive_text()
-    page = client.get("/calls?missed=1").text
+    # The closing fragment goes out just before the event's commit: wait for the commit.
+    for _ in range(100):
+        page = client.get("/calls?missed=1").text
+        if "06-6777-8888" in page:
+            break
+        time.sleep(0.02)
     assert "06-6777-8888" in page and "コールバック済" in page
 
 
