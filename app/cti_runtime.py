@@ -80,6 +80,7 @@ class CtiRuntime:
                 asyncio.create_task(self.remote.consume(self.handle, drop_stale_after_s=stale))
             )
         self._tasks.append(asyncio.create_task(self._expire_loop(), name="cti-expiry"))
+        self.board.start()
 
     async def stop(self) -> None:
         await self.board.stop()

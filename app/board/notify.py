@@ -34,6 +34,9 @@ RESPONSES_TOPIC = "responses"
 COALESCE_S = 0.1
 # The whole board is pushed at least this often while changes come (else only what changed).
 RESYNC_S = 30.0
+# Without any event the board is still checked this often: a call-back or an open response
+# that passes its deadline during a quiet spell shows up as an alert by itself.
+TICK_S = 30.0
 RESPONSES_SIGNAL = (
     '<div id="today-refresh" hx-swap-oob="true" hx-get="/responses/today" '
     'hx-include="#today-filters" hx-target="#today-list" hx-select="#today-list" '
@@ -55,6 +58,18 @@ class BoardNotifier:
         self.published = 0
         self._last: dict[str, str] | None = None  # the pieces last published
         self._last_full = 0.0
+        self._ticker: asyncio.Task[None] | None = None
+
+    def start(self, *, tick_s: float = TICK_S) -> None:
+        """Check the board every ``tick_s`` seconds too (deadlines pass without events)."""
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(tick_s)
+                self.poke("tick")
+
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(tick(), name="board-tick")
 
     def poke(self, kind: str) -> None:
         """Something of ``kind`` changed (committed): refresh soon."""
@@ -112,10 +127,12 @@ class BoardNotifier:
         return "".join(changed)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._ticker, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._ticker = None
 
 
 def notifier(app: object) -> BoardNotifier | None:

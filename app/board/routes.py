@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -129,7 +130,8 @@ async def today_pdf_download(request: Request) -> Response:
         name = next((n for i, n in ctx["staff_options"] if str(i) == ctx["values"]["staff"]), "")
         parts.append(f"担当者: {name}")
     day: dt.date = ctx["day"]
-    pdf = today_pdf(ctx["rows"], day=day, subtitle="　".join(parts))
+    # reportlab is CPU work: off the event loop, so screen pops are not held up.
+    pdf = await run_in_threadpool(today_pdf, ctx["rows"], day=day, subtitle="　".join(parts))
     return Response(
         pdf,
         media_type="application/pdf",

@@ -347,7 +347,9 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
         entered = await session.scalar(
             select(Response.id).where(Response.call_id == call.id).limit(1)
         )
-        if entered is None:  # nothing entered during the call: leave one to complete
+        # An inbound call leaves a response to complete; an outbound one is recorded by the
+        # work list's result (架電 結果), which becomes the customer's action.
+        if entered is None and call.direction == "in":
             session.add(
                 Response(
                     customer_id=call.customer_id,
@@ -359,7 +361,7 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
                     status="open",
                 )
             )
-        if call.customer_id is not None:
+        if call.customer_id is not None and call.direction == "in":
             session.add(
                 Action(
                     customer_id=call.customer_id,
@@ -392,6 +394,7 @@ async def on_dialing(session: AsyncSession, *, event: OutboundDialing) -> list[D
     if existing is not None:
         return []
     owners = await targets_for(session, extension=event.extension, line=event.line)
+    match = await find_by_number(session, e164=event.number)
     session.add(
         Call(
             source=event.source,
@@ -400,6 +403,7 @@ async def on_dialing(session: AsyncSession, *, event: OutboundDialing) -> list[D
             line=event.line,
             extension=event.extension or "",
             caller_e164=event.number,
+            customer_id=match.customer_ids[0] if len(match.customer_ids) == 1 else None,
             state="answered",
             staff_id=owners[0] if owners else None,
             started_at=event.at,

@@ -43,15 +43,29 @@ TABS: tuple[Tab, ...] = (
 TAB_KEYS = {t.key for t in TABS}
 
 
-def tab_url(customer_id: int, tab: str, call: Call | None = None) -> str:
-    """The URL of a monitor tab (carrying the call the monitor was opened from)."""
+def tab_url(
+    customer_id: int, tab: str, call: Call | None = None, *, outbound: int | None = None
+) -> str:
+    """The URL of a monitor tab (carrying the call the monitor was opened from, and the
+    outbound work-list entry when it was opened in outbound mode)."""
     suffix = next(t.suffix for t in TABS if t.key == tab)
     url = f"/customers/{customer_id}{suffix}"
-    return f"{url}?call={call.id}" if call is not None else url
+    params = []
+    if call is not None:
+        params.append(f"call={call.id}")
+    if outbound is not None:
+        params.append(f"outbound={outbound}")
+    return f"{url}?{'&'.join(params)}" if params else url
 
 
 def call_param(request: Request) -> int | None:
     raw = request.query_params.get("call") or ""
+    return int(raw) if raw.isdigit() else None
+
+
+def outbound_param(request: Request) -> int | None:
+    """The outbound work-list entry of a monitor opened in outbound mode (``?outbound=``)."""
+    raw = request.query_params.get("outbound") or ""
     return int(raw) if raw.isdigit() else None
 
 
@@ -119,13 +133,15 @@ async def render_tab(
     header, call = frame if frame is not None else await monitor_frame(request, customer_id)
     if header is None:
         return customer_missing(request)
+    outbound = outbound_param(request)
     ctx = {
         **context,
         "header": header,
         "call": call,
         "tab": tab,
         "tabs": TABS,
-        "tab_urls": {t.key: tab_url(customer_id, t.key, call) for t in TABS},
+        "outbound_entry": outbound,
+        "tab_urls": {t.key: tab_url(customer_id, t.key, call, outbound=outbound) for t in TABS},
         "tab_template": f"{template}/_partial.html",
         "fkeys": fkeys_for(primary),
     }

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
+from markupsafe import escape
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -262,7 +263,8 @@ async def next_customer(request: Request) -> Response:
             "outbound/lists",
             {"lists": lists, "notice": "このリストに今かけられる顧客は残っていません。"},
         )
-    return RedirectResponse(f"/outbound/entries/{entry.id}", status_code=303)
+    # The customer monitor opens in outbound mode: its banner dials and takes the result.
+    return RedirectResponse(f"/customers/{entry.customer_id}?outbound={entry.id}", status_code=303)
 
 
 async def _entry_context(request: Request, entry: OutboundEntry) -> dict[str, Any]:
@@ -372,14 +374,15 @@ async def dial(request: Request) -> Response:
     assert staff is not None
     presence = await get_presence(session, staff_id=staff.id)
     extension = (presence.extension if presence is not None else "") or staff.extension
-    number = phone.e164 or phone.raw
-    shown = display_national(phone.e164) if phone.e164 else phone.raw
+    raw_number = phone.e164 or phone.raw
+    number = escape(raw_number)
+    shown = escape(display_national(phone.e164) if phone.e164 else phone.raw)
     runtime = getattr(request.app.state, "cti", None)
     if runtime is None or not runtime.can_dial():
         message = f'<a href="tel:{number}">{shown}</a> をクリックして発信してください。'
         return HTMLResponse(f'<p class="dial-status" id="dial-status">{message}</p>')
     try:
-        call_id = await runtime.dial(extension or None, number, line=staff.line)
+        call_id = await runtime.dial(extension or None, raw_number, line=staff.line)
     except DialError as exc:
         log.warning("click-to-dial failed: %s", exc)
         return HTMLResponse(
@@ -387,10 +390,10 @@ async def dial(request: Request) -> Response:
             f'接続できません）。<a href="tel:{number}">{shown}</a> から発信してください。</p>',
             status_code=409,
         )
-    log.info("click-to-dial %s: extension %s → %s", call_id, extension, number)
+    log.info("click-to-dial %s: extension %s → %s", call_id, extension, raw_number)
     return HTMLResponse(
-        f'<p class="dial-status" id="dial-status" data-call="{call_id}">'
-        f"発信中: 内線 {extension or '—'} を呼び出しています（{shown}）。"
+        f'<p class="dial-status" id="dial-status" data-call="{escape(call_id)}">'
+        f"発信中: 内線 {escape(extension or '—')} を呼び出しています（{shown}）。"
         "受話器を取ると相手につながります。</p>"
     )
 
@@ -411,6 +414,9 @@ async def save_result(request: Request) -> Response:
         errors["callback_at"] = "再コール日時は YYYY/MM/DD HH:MM の形式で入力してください。"
     if not errors:
         try:
+            call_id = await service.attempt_call(
+                db(request), entry_id=entry.id, staff_id=_staff_id(request)
+            )
             await service.record_result(
                 db(request),
                 entry_id=entry.id,
@@ -418,15 +424,27 @@ async def save_result(request: Request) -> Response:
                 result=values["result"],
                 callback_at=callback_at,
                 note=values["note"],
+                call_id=call_id,
             )
         except service.OutboundInputError as exc:
             errors = exc.errors
+    banner = str(form.get("from", "")) == "monitor"
     if errors:
         ctx = await _entry_context(request, entry)
         ctx["errors"] = errors
         ctx["form"] = values
+        if banner:  # the monitor's banner shows the messages beside its fields
+            return templates.TemplateResponse(
+                request, "outbound/_banner.html", ctx, status_code=400
+            )
         return render(request, "outbound/entry", ctx, status_code=400)
     target = f"/outbound/lists/{entry.list_id}/next" if values["next"] == "1" else "/outbound"
+    if banner and request.headers.get("HX-Request"):
+        return Response(
+            status_code=200,
+            headers={"HX-Redirect": target},
+            background=board_task(request, kind="outbound"),
+        )
     return RedirectResponse(
         target, status_code=303, background=board_task(request, kind="outbound")
     )

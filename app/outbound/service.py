@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import Staff
+from app.calls.models import Call
 from app.customers.models import Customer
 from app.db import utcnow
 from app.outbound.dormant import DormantFilters, dormant_ids
@@ -142,7 +143,24 @@ async def next_entry(session: AsyncSession, *, list_id: int, staff_id: int) -> O
     customers are skipped (and marked 対象外)."""
     now = utcnow()
     stale = now - dt.timedelta(minutes=LOCK_MINUTES)
-    for _ in range(20):
+    # Customers who became 電話不可 or were merged since the list was made: 対象外, in one go.
+    for label, cond in (
+        ("電話不可", Customer.no_call.is_(True)),
+        ("統合済", Customer.merged_into_id.is_not(None)),
+    ):
+        await session.execute(
+            update(OutboundEntry)
+            .where(
+                OutboundEntry.list_id == list_id,
+                OutboundEntry.status.in_(("pending", "callback")),
+                OutboundEntry.customer_id.in_(select(Customer.id).where(cond)),
+            )
+            .values(status="skipped", result=label, locked_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    # Each pass returns, or takes one entry out of the running (skipped, or claimed by
+    # another operator meanwhile), so the loop ends; the bound is only a guard.
+    for _ in range(1000):
         entry = await session.scalar(
             select(OutboundEntry)
             .where(
@@ -198,6 +216,26 @@ async def next_entry(session: AsyncSession, *, list_id: int, staff_id: int) -> O
     return None
 
 
+async def attempt_call(session: AsyncSession, *, entry_id: int, staff_id: int) -> int | None:
+    """The click-to-dial call of this attempt: the operator's latest outbound call to the
+    entry's customer since the entry was taken (none when dialled by hand via ``tel:``)."""
+    entry = await session.get(OutboundEntry, entry_id)
+    if entry is None:
+        return None
+    since = entry.locked_at or (utcnow() - dt.timedelta(minutes=LOCK_MINUTES))
+    return await session.scalar(
+        select(Call.id)
+        .where(
+            Call.direction == "out",
+            Call.staff_id == staff_id,
+            Call.customer_id == entry.customer_id,
+            Call.started_at >= since - dt.timedelta(seconds=5),
+        )
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(1)
+    )
+
+
 async def record_result(
     session: AsyncSession,
     *,
@@ -220,9 +258,23 @@ async def record_result(
     entry = await session.get(OutboundEntry, entry_id)
     if entry is None:
         raise OutboundInputError({"result": "この架電先は見つかりません。"})
+    if entry.status in ("done", "skipped"):
+        raise OutboundInputError({"result": "この架電先の結果は登録済みです。"})
+    stale = utcnow() - dt.timedelta(minutes=LOCK_MINUTES)
+    if (
+        entry.staff_id not in (None, staff_id)
+        and entry.locked_at is not None
+        and entry.locked_at > stale
+    ):
+        raise OutboundInputError({"result": "この架電先は他のオペレータが対応中です。"})
     if errors:
         raise OutboundInputError(errors)
     label = RESULTS[result]
+    talk = ""
+    if call_id is not None:
+        call = await session.get(Call, call_id)
+        if call is not None and call.duration_s:
+            talk = f"（通話 {call.duration_s // 60}分{call.duration_s % 60}秒）"
     action = Action(
         customer_id=entry.customer_id,
         kind="call_out",
@@ -230,7 +282,7 @@ async def record_result(
         staff_id=staff_id,
         call_id=call_id,
         result=label,
-        content=f"架電 {label}" + (f" {note.strip()}" if note.strip() else ""),
+        content=f"架電 {label}{talk}" + (f" {note.strip()}" if note.strip() else ""),
     )
     session.add(action)
     entry.attempts += 1

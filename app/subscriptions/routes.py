@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.datastructures import FormData
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -382,8 +383,9 @@ async def shipments_pdf_download(request: Request) -> Response:
     if isinstance(out, Response):
         return out
     result, stamp = out
+    pdf = await run_in_threadpool(shipments_pdf, result, printed_at=_now())  # CPU work
     return Response(
-        shipments_pdf(result, printed_at=_now()),
+        pdf,
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="subscriptions_{stamp}.pdf"'},
     )

@@ -18,7 +18,7 @@ from app.calls.models import Call
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker, transaction
 from app.outbound.models import OutboundEntry
-from app.responses.models import Action
+from app.responses.models import Action, Response
 from cti_bridge.config import AmiSourceConfig, SimulatorSourceConfig
 from tests.conftest import csrf_of, login, run_async
 from tests.cti.fake_ami import FakeAsterisk
@@ -133,8 +133,14 @@ def test_originate_to_the_operators_extension(
         _backdate(database_url)
         entry_id, phone_id = _make_list(client, database_url, op)
         page = client.post("/outbound/lists/1/next", data={"csrf_token": csrf_of(client)})
+        # 次の顧客 opens the customer monitor in outbound mode: its banner dials.
         assert page.status_code == 200 and "佐賀 太郎" in page.text
-        assert 'class="dial"' in page.text  # a 発信 button: the PBX can dial
+        assert str(page.url).endswith(f"?outbound={entry_id}")
+        assert f'hx-get="/outbound/entries/{entry_id}/banner"' in page.text
+        assert f"outbound={entry_id}" in page.text.split('id="monitor-tabs"')[1].split("</nav>")[0]
+        banner = client.get(f"/outbound/entries/{entry_id}/banner")
+        assert 'class="dial"' in banner.text  # a 発信 button: the PBX can dial
+        assert 'id="outbound-result"' in banner.text
         wait_for(lambda: asterisk.logins >= 1, "the AMI login")
         dialled = client.post(
             f"/outbound/entries/{entry_id}/dial",
@@ -150,17 +156,43 @@ def test_originate_to_the_operators_extension(
             lambda: any(c.direction == "out" for c in run_async(_rows(database_url, Call))),
             "the outbound call",
         )
+        wait_for(
+            lambda: any(
+                c.direction == "out" and c.ended_at is not None
+                for c in run_async(_rows(database_url, Call))
+            ),
+            "the outbound call's hang-up",
+        )
         [call] = [c for c in run_async(_rows(database_url, Call)) if c.direction == "out"]
         assert call.staff_id == op and call.extension == "201"
-        # The result: an action 電話 with its result, and on to the next customer (none left).
+        assert call.customer_id is not None  # the number dialled is the customer's
+        # The result from the banner: an action 電話 with its result, linked to the call;
+        # then on to the next customer (none left).
         saved = client.post(
             f"/outbound/entries/{entry_id}/result",
-            data={"csrf_token": csrf_of(client), "result": "connected", "next": "1"},
+            data={
+                "csrf_token": csrf_of(client),
+                "result": "connected",
+                "next": "1",
+                "from": "monitor",
+            },
+            headers={"HX-Request": "true"},
         )
         assert saved.status_code == 200
-        assert "今かけられる顧客は残っていません" in saved.text
+        assert saved.headers["HX-Redirect"] == "/outbound/lists/1/next"
+        done = client.post("/outbound/lists/1/next", data={"csrf_token": csrf_of(client)})
+        assert "今かけられる顧客は残っていません" in done.text
         actions = [a for a in run_async(_rows(database_url, Action)) if a.kind == "call_out"]
-        assert [(a.result, a.staff_id) for a in actions] == [("通話", op)]
+        assert [(a.result, a.staff_id, a.call_id) for a in actions] == [("通話", op, call.id)]
+        # The outbound call leaves no 問合せ response to complete: the result is its record.
+        assert [r for r in run_async(_rows(database_url, Response)) if r.call_id == call.id] == []
+        # Recorded once: the same entry cannot take a second result.
+        again = client.post(
+            f"/outbound/entries/{entry_id}/result",
+            data={"csrf_token": csrf_of(client), "result": "connected", "from": "monitor"},
+            headers={"HX-Request": "true"},
+        )
+        assert again.status_code == 400 and "結果は登録済みです" in again.text
 
 
 def _backdate(url: str) -> None:
