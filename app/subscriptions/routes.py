@@ -8,8 +8,8 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy.orm.exc import StaleDataError
-from starlette.datastructures import FormData
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
