@@ -93,6 +93,14 @@ SECTIONS: tuple[Section, ...] = (
         "送り状データ出力、問合せ番号取り込み、顧客データ取込など。",
     ),
     Section(
+        "jobs",
+        "ジョブ",
+        "/jobs",
+        ("backoffice",),
+        True,
+        "定期受注の作成・ランク再計算などのバックグラウンド処理の進み具合、失敗と再実行。",
+    ),
+    Section(
         "admin",
         "管理",
         "/admin",

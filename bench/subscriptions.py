@@ -134,7 +134,7 @@ async def timed_run(url: str) -> tuple[float, int]:
     try:
         maker = make_sessionmaker(engine)
         t0 = time.perf_counter()
-        result = await run_daily(maker, day=DAY, orders=OrdersConfig())
+        result = await run_daily(maker, day=DAY, today=DAY, orders=OrdersConfig())
         elapsed = time.perf_counter() - t0
         if result.problems:
             print(f"  problems: {len(result.problems):,}", list(result.problems.items())[:3])

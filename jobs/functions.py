@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import transaction
 from app.jobs.registry import Progress, job
+from app.web import JST
 
 SUBSCRIPTION_DAILY = "subscription_daily"
 RANK_RECALCULATION = "rank_recalculation"
@@ -31,9 +32,15 @@ async def subscription_daily(
     """The day's subscription orders (S2)."""
     from app.subscriptions.daily import run_daily
 
+    today = (
+        dt.date.fromisoformat(str(params["today"]))
+        if params.get("today")
+        else dt.datetime.now(JST).date()
+    )
     result = await run_daily(
         sessionmaker,
         day=_day(params),
+        today=today,
         orders=settings.orders,
         progress=progress,
         staff_id=params.get("staff_id"),

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.jobs.schedule import catch_up, daily_jobs, local_now, run_day
-from app.jobs.service import execute
+from app.jobs.service import execute, fail_abandoned
 
 log = logging.getLogger(__name__)
 TICK_S = 30.0
@@ -41,6 +41,12 @@ class JobRuntime:
         return not self.settings.redis.url and self.settings.jobs.in_process
 
     async def start(self) -> None:
+        if not self.settings.redis.url:
+            # Every run of the embedded default runs in this process: one still marked as
+            # under way was cut off when the server last stopped.
+            found = await fail_abandoned(self.sessionmaker)
+            if found:
+                log.warning("%d job run(s) cut off by the last stop marked failed", found)
         if self.scheduling:
             self.scheduler = asyncio.create_task(self._schedule(), name="yebisu-jobs")
 

@@ -66,9 +66,11 @@ async def run_day(
     name: str,
     day: dt.date,
     trigger: str,
+    today: dt.date | None = None,
 ) -> JobRun | None:
     """Run the daily job ``name`` for ``day`` now, unless a scheduled run did that day already
-    or a run of it is under way."""
+    or a run of it is under way. ``today``: the day it really runs on, when that is later
+    (a catch-up: what it makes is dated from today, not from the day missed)."""
     async with sessionmaker() as session, session.begin():
         done = await session.scalar(
             select(JobRun.id).where(
@@ -81,9 +83,8 @@ async def run_day(
         if done is not None:
             return None
         try:
-            run = await create_run(
-                session, name=name, params={"date": day.isoformat()}, trigger=trigger
-            )
+            params = {"date": day.isoformat(), "today": max(day, today or day).isoformat()}
+            run = await create_run(session, name=name, params=params, trigger=trigger)
         except JobError:
             return None
         run_id = run.id
@@ -109,7 +110,9 @@ async def catch_up(
             last_done=last, now=now, hour=hour, catch_up_days=settings.jobs.catch_up_days
         ):
             log.info("catching up %s for %s", name, day)
-            run = await run_day(sessionmaker, settings, name=name, day=day, trigger="catch_up")
+            run = await run_day(
+                sessionmaker, settings, name=name, day=day, trigger="catch_up", today=now.date()
+            )
             if run is not None:
                 runs.append(run)
     return runs

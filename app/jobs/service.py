@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import traceback
@@ -19,6 +20,8 @@ from app.jobs.registry import registry
 
 log = logging.getLogger(__name__)
 MAX_ERROR = 4000
+INTERRUPTED = "中断されました（サーバーの停止）。再実行できます。"
+ABANDONED = "サーバーの再起動で中断されました。再実行できます。"
 
 
 class JobError(ValueError):
@@ -95,6 +98,11 @@ async def execute(
         if found is None:
             raise JobError(f"不明なジョブです: {name}")
         message = await found.fn(sessionmaker, progress, params, settings)
+    except asyncio.CancelledError:
+        # Stopped (the server shutting down): the run is not left 実行中 for ever.
+        log.warning("job %s (run %s) interrupted", name, run_id)
+        await asyncio.shield(_mark_interrupted(sessionmaker, [run_id], INTERRUPTED))
+        raise
     except Exception as exc:
         log.exception("job %s (run %s) failed", name, run_id)
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -120,6 +128,34 @@ async def execute(
         return await session.get(JobRun, run_id)
 
 
+async def _mark_interrupted(
+    sessionmaker: async_sessionmaker[AsyncSession], run_ids: list[int], why: str
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(JobRun)
+            .where(JobRun.id.in_(run_ids), JobRun.status.in_(("queued", "running")))
+            .values(status="failed", finished_at=utcnow(), error=why)
+        )
+
+
+async def fail_abandoned(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Runs left queued or running by a process that is gone (the embedded default runs its
+    jobs in its own process, so at its start none can still be under way): marked failed,
+    so they can be re-run and the catch-up is not held back by them."""
+    async with sessionmaker() as session:
+        ids = list(
+            (
+                await session.scalars(
+                    select(JobRun.id).where(JobRun.status.in_(("queued", "running")))
+                )
+            ).all()
+        )
+    if ids:
+        await _mark_interrupted(sessionmaker, ids, ABANDONED)
+    return len(ids)
+
+
 async def rerun(session: AsyncSession, *, run_id: int, staff_id: int | None) -> JobRun:
     """A new queued run with the same job and parameters as a finished run."""
     old = await session.get(JobRun, run_id)
@@ -127,8 +163,10 @@ async def rerun(session: AsyncSession, *, run_id: int, staff_id: int | None) -> 
         raise JobError("ジョブが見つかりません。")
     if not old.finished:
         raise JobError("実行中のジョブは再実行できません。")
+    # "today" is when a catch-up ran: a re-run is dated by its own day.
+    params = {k: v for k, v in (old.params or {}).items() if k != "today"}
     return await create_run(
-        session, name=old.name, params=dict(old.params or {}), staff_id=staff_id, trigger="rerun"
+        session, name=old.name, params=params, staff_id=staff_id, trigger="rerun"
     )
 
 

@@ -524,14 +524,19 @@ async def plan_change(
         if new is None:
             raise SubscriptionInputError(errors)
         schedule = new
+        # A delivery due today is not made yet (the run moves next_date on once it is), so
+        # the change may keep it today.
         if new.interval_unit == "week":
-            nxt = max(current, tomorrow)
+            nxt = max(current, today)
             start_month = nxt
         else:
-            # The next delivery stays in its month, on the new day (or the first one after).
+            # The next delivery stays in its month, on the new day; when that day has passed,
+            # this month's delivery keeps its date and the new day applies from the next one.
             start_month = current.replace(day=1)
             nxt = month_day(start_month, 0, new.day_of_month)
-            while nxt < tomorrow:
+            if nxt < today:
+                nxt = current if current >= today else nxt
+            while nxt < today:
                 nxt = new.after(nxt)
         values = {
             "interval_unit": new.interval_unit,

@@ -9,10 +9,13 @@ with ``INSERT … ON CONFLICT (subscription_id, subscription_due_on) DO NOTHING`
 run, or a run in another worker at the same time, adds nothing: the database decides.
 
 Dates: a subscription's 次回配送日 (``next_date``) is the day its order is made and shipped
-from (its due date). The order's 受付日 is the run's day, its 出荷予定日 the first shipping day
-from then (before the cut-off, as an order taken that morning), its お届け予定日 that plus
-the carrier's lead days for the destination prefecture. A due date missed (the server was
-down beyond the catch-up window) is made on the next run with its own due date.
+from (its due date). The order's 受付日 is that due date, or today when the due date has
+passed (a run caught up after the server was down, or an overdue subscription made late):
+nothing is dated in the past. Its 出荷予定日 is the first shipping day from its 受付日 (before
+the cut-off, as an order taken that morning), its お届け予定日 that plus the carrier's lead
+days for the destination prefecture. A run for a later day made ahead of time gives each
+subscription due up to that day its own day, so none ships later than it is due. The order
+keeps its due date (``subscription_due_on``), which is what makes it unique.
 """
 
 from __future__ import annotations
@@ -175,6 +178,7 @@ async def _batch(
     session: AsyncSession,
     *,
     day: dt.date,
+    today: dt.date,
     after_id: int,
     orders: OrdersConfig,
     result: RunResult,
@@ -266,10 +270,17 @@ async def _batch(
         },
     )
 
-    received_at = dt.datetime.combine(day, dt.time(RUN_HOUR), JST)
-    ship_on = ship_date(
-        received_at, cutoff=orders.cutoff_time, closed_weekdays=orders.closed_weekdays
-    )
+    ship_days: dict[dt.date, dt.date] = {}
+
+    def ship_from(received: dt.date) -> dt.date:
+        if received not in ship_days:
+            ship_days[received] = ship_date(
+                dt.datetime.combine(received, dt.time(RUN_HOUR), JST),
+                cutoff=orders.cutoff_time,
+                closed_weekdays=orders.closed_weekdays,
+            )
+        return ship_days[received]
+
     values: list[dict[str, Any]] = []
     planned: dict[int, tuple[list[DraftLine], int, dt.date]] = {}  # sid -> lines, total, next
     for r in rows:
@@ -307,6 +318,8 @@ async def _batch(
             address = f"{c_pref}{c_city}{c_street} {c_bldg}"
         nxt = next_after(interval_unit=unit, interval_n=n, day_of_month=dom, due=due, day=day)
         planned[sid] = (lines, q.total, nxt)
+        received = max(due, today)
+        ship_on = ship_from(received)
         values.append(
             {
                 "number": f"s{token}{sid}",
@@ -323,7 +336,7 @@ async def _batch(
                 "ad_id": ad_id,
                 "category": "通常",
                 "allocation": "電話",
-                "received_on": day,
+                "received_on": received,
                 "ship_on": ship_on,
                 "deliver_on": delivery_date(ship_on, lead_days),
                 "time_slot": "",
@@ -354,7 +367,7 @@ async def _batch(
             )
             for v, oid in zip(values, new_ids, strict=True):
                 v["id"] = oid
-                v["number"] = f"{day:%Y%m%d}-{oid:07d}"
+                v["number"] = f"{v['received_on']:%Y%m%d}-{oid:07d}"
             res = await _insert_rows(
                 session,
                 Order,
@@ -452,12 +465,15 @@ async def run_daily(
     *,
     day: dt.date,
     orders: OrdersConfig,
+    today: dt.date | None = None,
     progress: Progress | None = None,
     staff_id: int | None = None,
 ) -> RunResult:
     """Make the orders of every subscription due on or before ``day`` (S2); each batch of
-    :data:`BATCH` subscriptions is one transaction. Safe to run again or concurrently."""
+    :data:`BATCH` subscriptions is one transaction. Safe to run again or concurrently.
+    ``today`` (default: the JST date) dates the orders of due dates already past."""
     result = RunResult(day=day)
+    today = today or dt.datetime.now(JST).date()
     async with sessionmaker() as session:
         result.due = await count_due(session, day=day)
         postgres = session.get_bind().dialect.name == "postgresql"
@@ -473,6 +489,7 @@ async def run_daily(
                 after_id, n = await _batch(
                     session,
                     day=day,
+                    today=today,
                     after_id=after_id,
                     orders=orders,
                     result=result,

@@ -81,13 +81,14 @@ async def shipments(
     page: int = 1,
     per_page: int | None = None,
 ) -> Shipments:
-    """The day's subscription shipments: orders made for the day (by due date), then the
-    subscriptions still pending, each by お届け先コード. ``per_page`` None: all of them."""
+    """The day's subscription shipments: orders made for the day (受付日 the day: due that
+    day, or overdue and made that day), then the subscriptions still pending, each by
+    お届け先コード. ``per_page`` None: all of them."""
     made_stmt = (
         select(Order, Customer.code, Customer.name, Carrier.name)
         .join(Customer, Customer.id == Order.customer_id)
         .outerjoin(Carrier, Carrier.id == Order.carrier_id)
-        .where(Order.subscription_id.is_not(None), Order.subscription_due_on == day)
+        .where(Order.subscription_id.is_not(None), Order.received_on == day)
         .order_by(Customer.code, Order.id)
     )
     pending_where = _pending_condition(day, today)
@@ -95,7 +96,7 @@ async def shipments(
         await session.scalar(
             select(func.count())
             .select_from(Order)
-            .where(Order.subscription_id.is_not(None), Order.subscription_due_on == day)
+            .where(Order.subscription_id.is_not(None), Order.received_on == day)
         )
         or 0
     )
@@ -106,7 +107,7 @@ async def shipments(
     total_amount = int(
         await session.scalar(
             select(func.coalesce(func.sum(Order.total), 0)).where(
-                Order.subscription_id.is_not(None), Order.subscription_due_on == day
+                Order.subscription_id.is_not(None), Order.received_on == day
             )
         )
         or 0

@@ -21,7 +21,7 @@ from app.jobs.models import JobRun
 from app.jobs.registry import Progress, job
 from app.jobs.runtime import JobRuntime
 from app.jobs.schedule import catch_up, missed_days
-from app.jobs.service import create_run, execute
+from app.jobs.service import create_run, execute, rerun
 from jobs.functions import SUBSCRIPTION_DAILY
 from tests.conftest import csrf_of, login, need, run_async
 from tests.factories import add_customer, add_masters
@@ -41,6 +41,65 @@ async def failing(
 ) -> str:
     await progress(1, 4, "途中")
     raise RuntimeError("在庫ファイルが見つかりません")
+
+
+@job("test_slow", "テスト用（長時間）")
+async def slow(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    progress: Progress,
+    params: dict[str, Any],
+    settings: Settings,
+) -> str:
+    await progress(1, 10, "途中")
+    await asyncio.sleep(60)
+    return "終わり"
+
+
+def test_a_run_cut_off_by_a_stop_is_failed_and_can_be_run_again(
+    database_url: str, settings: Settings
+) -> None:
+    async def go(maker: async_sessionmaker[AsyncSession]) -> JobRun:
+        async with transaction(maker) as s:
+            run_id = (await create_run(s, name="test_slow", params={})).id
+        task = asyncio.create_task(execute(maker, run_id, settings))
+        for _ in range(200):
+            async with maker() as s:
+                found = await s.get(JobRun, run_id)
+                if found is not None and found.progress_done == 1:
+                    break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with transaction(maker) as s:
+            again = await rerun(s, run_id=run_id, staff_id=None)
+            assert again.status == "queued"
+        async with maker() as s:
+            cut = await s.get(JobRun, run_id)
+            assert cut is not None
+            return cut
+
+    cut = run_async(_with_maker(database_url, go))
+    assert cut.status == "failed" and "中断されました" in cut.error
+
+
+def test_runs_left_under_way_by_a_dead_server_are_failed_at_start(
+    database_url: str, settings: Settings
+) -> None:
+    settings.redis.url = ""
+
+    async def go(maker: async_sessionmaker[AsyncSession]) -> list[JobRun]:
+        async with transaction(maker) as s:
+            run = await create_run(s, name="test_slow", params={})
+            run.status = "running"
+        runtime = JobRuntime(settings, maker)
+        await runtime.start()
+        await runtime.stop()
+        async with maker() as s:
+            return list(await s.scalars(select(JobRun)))
+
+    (run,) = run_async(_with_maker(database_url, go))
+    assert run.status == "failed" and "再起動で中断" in run.error
 
 
 def test_missed_days_between_the_last_run_and_now() -> None:
@@ -120,7 +179,11 @@ def test_days_missed_while_the_server_was_down_are_caught_up(
         D(2026, 3, 2),
         D(2026, 3, 9),
     ]
-    assert [o.received_on for o in orders_of(database_url, monthly)] == [D(2026, 3, 4)]
+    # Made on the day the server came back (nothing dated in the past), due dates kept.
+    assert [(o.subscription_due_on, o.received_on) for o in orders_of(database_url, monthly)] == [
+        (D(2026, 3, 4), D(2026, 3, 9))
+    ]
+    assert all(o.ship_on >= D(2026, 3, 9) for o in orders_of(database_url, weekly))
     assert subscription(database_url, weekly).next_date == D(2026, 3, 16)
     assert subscription(database_url, monthly).next_date == D(2026, 4, 4)
     # Starting again finds nothing more to do.

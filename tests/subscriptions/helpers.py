@@ -61,13 +61,15 @@ def add_subscription(
     return int(in_db(url, go))
 
 
-def run(url: str, day: dt.date) -> RunResult:
-    """The daily run for ``day`` on the test database."""
+def run(url: str, day: dt.date, *, today: dt.date | None = None) -> RunResult:
+    """The daily run for ``day`` on the test database (run on ``today``, default ``day``)."""
 
     async def go() -> RunResult:
         engine = make_engine(url)
         try:
-            return await run_daily(make_sessionmaker(engine), day=day, orders=OrdersConfig())
+            return await run_daily(
+                make_sessionmaker(engine), day=day, today=today or day, orders=OrdersConfig()
+            )
         finally:
             await engine.dispose()
 

@@ -6,14 +6,23 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.config import OrdersConfig
 from app.db import make_engine, make_sessionmaker
 from app.orders.dates import ship_date
+from app.orders.models import Order
 from app.orders.pricing import PriceLine, quote
 from app.subscriptions.daily import run_daily
+from app.subscriptions.models import Subscription
+from app.subscriptions.shipments import shipments
 from app.web import JST
 from tests.conftest import run_async
 from tests.factories import add_customer, add_masters
+from tests.orders.test_history import in_db
 from tests.subscriptions.helpers import (
     add_subscription,
     count_orders,
@@ -140,7 +149,10 @@ def test_two_runs_at_once_make_no_duplicates(database_url: str) -> None:
         engines = [make_engine(database_url) for _ in range(2)]
         try:
             a, b = await asyncio.gather(
-                *(run_daily(make_sessionmaker(e), day=day, orders=OrdersConfig()) for e in engines)
+                *(
+                    run_daily(make_sessionmaker(e), day=day, today=day, orders=OrdersConfig())
+                    for e in engines
+                )
             )
             return a.created, b.created
         finally:
@@ -152,3 +164,87 @@ def test_two_runs_at_once_make_no_duplicates(database_url: str) -> None:
     assert count_orders(database_url) == 30
     assert all(len(orders_of(database_url, s)) == 1 for s in sids)
     assert all(subscription(database_url, s).next_date == D(2026, 7, 10) for s in sids)
+
+
+def test_the_database_refuses_a_second_order_for_the_same_due_date(database_url: str) -> None:
+    """A run that read the subscription before another run moved it on (its next_date still
+    the due date) makes nothing: the unique (subscription, due date) decides, not the code."""
+    add_masters(database_url)
+    cid = add_customer(database_url, "佐田 浩二", "サダ コウジ", "03-5555-1212")
+    due = D(2026, 4, 10)
+    sid = add_subscription(database_url, customer_id=cid, next_date=due)
+    assert run(database_url, due).created == 1
+
+    async def rewind(s: AsyncSession) -> None:
+        await s.execute(update(Subscription).where(Subscription.id == sid).values(next_date=due))
+
+    in_db(database_url, rewind)
+    again = run(database_url, due)
+    assert (again.due, again.created, again.existing) == (1, 0, 1)
+    assert len(orders_of(database_url, sid)) == 1
+    # It still moves the subscription on (its order exists).
+    assert subscription(database_url, sid).next_date == D(2026, 5, 10)
+
+    async def duplicate(s: AsyncSession) -> None:
+        (order,) = (await s.scalars(select(Order).where(Order.subscription_id == sid))).all()
+        s.add(
+            Order(
+                number="dup",
+                customer_id=order.customer_id,
+                slip_type="subscription",
+                received_on=due,
+                payment_method="cod",
+                subscription_id=sid,
+                subscription_due_on=due,
+            )
+        )
+        await s.flush()
+
+    with pytest.raises(IntegrityError):
+        in_db(database_url, duplicate)
+
+
+def test_a_run_made_ahead_dates_each_subscription_by_its_own_day(database_url: str) -> None:
+    """実行 for a later day also makes the days before it: each on its own due date, none
+    later than it is due; an overdue one is made today, never dated in the past."""
+    add_masters(database_url)
+    cid = add_customer(database_url, "小城 直子", "オギ ナオコ", "0952-26-7777")
+    today = D(2026, 6, 1)  # a Monday
+    overdue = add_subscription(database_url, customer_id=cid, next_date=D(2026, 5, 28))
+    tomorrow = add_subscription(database_url, customer_id=cid, next_date=D(2026, 6, 2))
+    later = add_subscription(database_url, customer_id=cid, next_date=D(2026, 6, 3))
+    result = run(database_url, D(2026, 6, 3), today=today)
+    assert result.created == 3
+    got = {
+        sid: [
+            (o.subscription_due_on, o.received_on, o.ship_on) for o in orders_of(database_url, sid)
+        ]
+        for sid in (overdue, tomorrow, later)
+    }
+    assert got[overdue] == [(D(2026, 5, 28), today, today)]
+    assert got[tomorrow] == [(D(2026, 6, 2), D(2026, 6, 2), D(2026, 6, 2))]
+    assert got[later] == [(D(2026, 6, 3), D(2026, 6, 3), D(2026, 6, 3))]
+
+
+async def _day_list(url: str, day: dt.date, today: dt.date) -> list[tuple[str, str]]:
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            result = await shipments(s, day=day, today=today)
+            return [(r.state, r.customer_name) for r in result.rows]
+    finally:
+        await engine.dispose()
+
+
+def test_an_overdue_subscription_is_on_the_list_of_the_day_it_is_made(database_url: str) -> None:
+    add_masters(database_url)
+    late = add_customer(database_url, "遅延 花子", "チエン ハナコ", "0952-26-1212")
+    cid = add_customer(database_url, "当日 太郎", "トウジツ タロウ", "0952-26-3434")
+    today = D(2026, 6, 1)
+    add_subscription(database_url, customer_id=late, next_date=D(2026, 5, 29))
+    add_subscription(database_url, customer_id=cid, next_date=today)
+    before = run_async(_day_list(database_url, today, today))
+    assert sorted(before) == [("pending", "当日 太郎"), ("pending", "遅延 花子")]
+    run(database_url, today)
+    after = run_async(_day_list(database_url, today, today))
+    assert sorted(after) == [("made", "当日 太郎"), ("made", "遅延 花子")]

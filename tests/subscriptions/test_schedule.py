@@ -137,11 +137,24 @@ async def test_pause_until_a_month_then_resume() -> None:
 
 async def test_interval_change_keeps_the_next_month_on_the_new_day() -> None:
     values = await _plan(_sub(), D(2024, 1, 20), op="interval", interval="m2", day="10")
-    # The 10th of January has passed: the next delivery is two months on.
-    assert values["next_date"] == D(2024, 3, 10)
+    # The 10th of January has passed: January's delivery keeps its date (the 31st), and the
+    # new day applies from the next one (two months on, the 10th).
+    assert values["next_date"] == D(2024, 1, 31)
     assert (values["interval_n"], values["day_of_month"]) == (2, 10)
+    after = next_after(
+        interval_unit="month", interval_n=2, day_of_month=10, due=D(2024, 1, 31), day=D(2024, 1, 31)
+    )
+    assert after == D(2024, 3, 10)
     values = await _plan(_sub(), D(2024, 1, 5), op="interval", interval="m1", day="15")
     assert values["next_date"] == D(2024, 1, 15)
+    # A delivery due today is not made yet: changing the interval keeps it today.
+    due_today = _sub(next_date=D(2024, 1, 20), day_of_month=20)
+    values = await _plan(
+        due_today, D(2024, 1, 20), op="interval", interval="w", interval_n="2", day=""
+    )
+    assert values["next_date"] == D(2024, 1, 20)
+    values = await _plan(due_today, D(2024, 1, 20), op="interval", interval="m1", day="5")
+    assert values["next_date"] == D(2024, 1, 20)
 
 
 async def test_a_stale_version_or_a_cancelled_subscription_is_refused() -> None:

@@ -6,7 +6,6 @@ import datetime as dt
 import io
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,19 +29,6 @@ D = dt.date
 def _local_jobs(settings: Settings) -> None:
     """Runs started from the screens execute in the app (the arq path has its own test)."""
     settings.redis.url = ""
-
-
-@pytest.fixture(autouse=True)
-def _no_placeholder(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """/subscriptions is a placeholder until the menu marks the section built."""
-    from app.home import routes as home_routes
-
-    monkeypatch.setattr(
-        home_routes,
-        "routes",
-        [r for r in home_routes.routes if getattr(r, "path", "") != "/subscriptions"],
-    )
-    yield
 
 
 def cells(html: str, table_id: str) -> list[list[str]]:
