@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None, *, var_dir: Path | None = None)
             same_site="lax",
             https_only=settings.server.https_only,
         ),
-        Middleware(AuthMiddleware),
+        Middleware(AuthMiddleware, sessionmaker=sessionmaker),
         Middleware(CSRFMiddleware),
         Middleware(DBSessionMiddleware, sessionmaker=sessionmaker),
     ]

@@ -4,27 +4,65 @@ from __future__ import annotations
 
 import functools
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.web import current_staff, templates
 
-__all__ = ["AuthMiddleware", "CSRFMiddleware", "requires_role"]
+__all__ = ["AuthMiddleware", "CSRFMiddleware", "forget_staff", "requires_role"]
 
 PUBLIC_PREFIXES = ("/login", "/static/", "/healthz", "/cti/webhook/", "/cti/simulate")
 CSRF_EXEMPT_PREFIXES = ("/cti/webhook/", "/cti/simulate")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-class AuthMiddleware:
-    """Every page and websocket requires a logged-in staff member."""
+# A log-in's role and 有効 are read again from the staff master at most this often per
+# process: a retired or demoted staff member loses access within seconds, not at log-out.
+STAFF_CHECK_S = 5.0
+_checked: dict[int, tuple[float, bool, str]] = {}  # staff id -> (when, active, role)
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def forget_staff(staff_id: int) -> None:
+    """A staff record changed in this process: its sessions are checked on their next request."""
+    _checked.pop(staff_id, None)
+
+
+async def _staff_now(
+    sessionmaker: async_sessionmaker[AsyncSession], staff_id: int
+) -> tuple[bool, str]:
+    now = time.monotonic()
+    hit = _checked.get(staff_id)
+    if hit is not None and now - hit[0] < STAFF_CHECK_S:
+        return hit[1], hit[2]
+    from app.auth.models import Staff
+
+    async with sessionmaker() as session:
+        row = (
+            await session.execute(select(Staff.active, Staff.role).where(Staff.id == staff_id))
+        ).first()
+    active, role = (bool(row[0]), str(row[1])) if row is not None else (False, "")
+    if len(_checked) > 10_000:
+        _checked.clear()
+    _checked[staff_id] = (now, active, role)
+    return active, role
+
+
+class AuthMiddleware:
+    """Every page and websocket requires a logged-in staff member who is still active; the
+    role is the staff master's, not the one the session was opened with."""
+
+    def __init__(
+        self, app: ASGIApp, sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    ) -> None:
         self.app = app
+        self.sessionmaker = sessionmaker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -32,7 +70,18 @@ class AuthMiddleware:
             return
         path: str = scope["path"]
         conn = HTTPConnection(scope)
-        if path.startswith(PUBLIC_PREFIXES) or current_staff(conn) is not None:
+        if path.startswith(PUBLIC_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        staff = current_staff(conn)
+        if staff is not None and self.sessionmaker is not None:
+            active, role = await _staff_now(self.sessionmaker, staff.id)
+            if not active:
+                conn.session.clear()
+                staff = None
+            elif role != staff.role:
+                conn.session["staff"] = {**conn.session["staff"], "role": role}
+        if staff is not None:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

@@ -120,7 +120,12 @@ def decode(data: bytes, encoding: str) -> tuple[str, str]:
 
 
 async def preview_import(
-    session: AsyncSession, spec: MasterSpec, *, text: str, encoding: str
+    session: AsyncSession,
+    spec: MasterSpec,
+    *,
+    text: str,
+    encoding: str,
+    actor_admin: bool = True,
 ) -> ImportPreview:
     """Check every row of the CSV ``text``; writes nothing."""
     preview = ImportPreview(text=text, encoding=encoding)
@@ -196,7 +201,14 @@ async def preview_import(
             for f in spec.csv_fields:
                 raw.setdefault(f.name, format_value(f, f.default, refs))
         values, errors = await validate(
-            session, spec, raw, refs=refs, row=row, fields=fields, unique=False
+            session,
+            spec,
+            raw,
+            refs=refs,
+            row=row,
+            fields=fields,
+            unique=False,
+            actor_admin=actor_admin,
         )
         if errors:
             for name, message in errors.items():

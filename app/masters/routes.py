@@ -18,6 +18,7 @@ from app.masters.ranks import recalculate_ranks
 from app.masters.registry import BY_KEY, GROUPS, SPECS
 from app.masters.service import (
     STATUSES,
+    MasterRefused,
     delete_row,
     form_values,
     list_rows,
@@ -25,7 +26,7 @@ from app.masters.service import (
     save_row,
     set_active,
 )
-from app.security import requires_role
+from app.security import forget_staff, requires_role
 from app.web import JST, current_staff, db, is_htmx, render
 
 ROLES = ("backoffice",)  # and admin, always
@@ -52,6 +53,11 @@ def _not_found() -> Response:
 def _staff_id(request: Request) -> int | None:
     staff = current_staff(request)
     return staff.id if staff is not None else None
+
+
+def _is_admin(request: Request) -> bool:
+    staff = current_staff(request)
+    return staff is not None and staff.role == "admin"
 
 
 def _list_url(spec: MasterSpec, params: dict[str, str] | None = None, **extra: Any) -> str:
@@ -210,7 +216,14 @@ async def save(request: Request) -> Response:
         return _not_found()
     form = await request.form()
     raw = _posted(form, spec)
-    row, errors = await save_row(session, spec, row_id=row_id, raw=raw, staff_id=_staff_id(request))
+    row, errors = await save_row(
+        session,
+        spec,
+        row_id=row_id,
+        raw=raw,
+        staff_id=_staff_id(request),
+        actor_admin=_is_admin(request),
+    )
     if errors or row is None:
         return await _form_response(
             request, spec, row=existing, values=raw, errors=errors, status_code=422
@@ -218,6 +231,8 @@ async def save(request: Request) -> Response:
     back = form.get("back")
     params = dict(_parse_qs(back if isinstance(back, str) else ""))
     done = "updated" if row_id is not None else "created"
+    if spec.key == "staff":
+        forget_staff(row.id)  # a role taken away applies at that staff's next request
     return _to_list(request, spec, params, done=done, name=_row_name(spec, row))
 
 
@@ -251,9 +266,20 @@ async def toggle_active(request: Request) -> Response:
             request, spec, notice="自分のアカウントは使用停止にできません。", status_code=409
         )
     try:
-        row = await set_active(db(request), spec, row_id=row_id, active=active, staff_id=staff_id)
+        row = await set_active(
+            db(request),
+            spec,
+            row_id=row_id,
+            active=active,
+            staff_id=staff_id,
+            actor_admin=_is_admin(request),
+        )
     except LookupError:
         return _not_found()
+    except MasterRefused as exc:
+        return await _list_response(request, spec, notice=str(exc), status_code=409)
+    if spec.key == "staff":
+        forget_staff(row_id)
     done = "reactivated" if active else "retired"
     return _to_list(request, spec, params, done=done, name=_row_name(spec, row))
 
@@ -347,7 +373,9 @@ async def import_preview(request: Request) -> Response:
         )
     try:
         text, used = csvio.decode(data, encoding)
-        preview = await csvio.preview_import(db(request), spec, text=text, encoding=used)
+        preview = await csvio.preview_import(
+            db(request), spec, text=text, encoding=used, actor_admin=_is_admin(request)
+        )
     except csvio.ImportFileError as exc:
         return await _import_page(request, spec, error=str(exc), encoding=encoding, status_code=422)
     return await _import_page(
@@ -375,7 +403,9 @@ async def import_apply(request: Request) -> Response:
         )
     session = db(request)
     try:
-        preview = await csvio.preview_import(session, spec, text=text, encoding=encoding)
+        preview = await csvio.preview_import(
+            session, spec, text=text, encoding=encoding, actor_admin=_is_admin(request)
+        )
     except csvio.ImportFileError as exc:
         return await _import_page(request, spec, error=str(exc), status_code=422)
     if not preview.ok:
@@ -383,6 +413,10 @@ async def import_apply(request: Request) -> Response:
     created, updated = await csvio.apply_import(
         session, spec, preview=preview, staff_id=_staff_id(request)
     )
+    if spec.key == "staff":
+        for item in preview.rows:
+            if item.existing is not None:
+                forget_staff(item.existing.id)
     return _to_list(request, spec, {}, done="imported", c=created, u=updated)
 
 

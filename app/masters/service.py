@@ -126,12 +126,14 @@ async def validate(
     row: Any | None,
     fields: tuple[Field, ...] | None = None,
     unique: bool = True,
+    actor_admin: bool = True,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Parse ``raw`` (field name → text) into model values; messages per field.
 
     ``fields`` limits the check to the columns given (a CSV without some columns updates only
     the ones it has); a new row is checked with every field. ``unique`` checks that no other
-    row has the same key.
+    row has the same key. ``actor_admin``: whether the person saving is an administrator
+    (only they may give the admin role or change an administrator's log-in).
     """
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -155,6 +157,10 @@ async def validate(
     if spec.check is not None:  # every problem at once; a field's own message comes first
         for name, message in spec.check(merged).items():
             errors.setdefault(name, message)
+    if spec.key == "staff":
+        message = await _staff_rule(session, row=row, merged=merged, actor_admin=actor_admin)
+        if message:
+            errors.setdefault("role", message)
     if unique and not any(k in errors for k in spec.keys):
         key = {k: merged.get(k) for k in spec.keys}
         if all(v is not None and v != "" for v in key.values()):
@@ -190,6 +196,32 @@ def apply_values(spec: MasterSpec, row: Any, values: dict[str, Any]) -> dict[str
     return changes
 
 
+ADMIN_ONLY = "管理者のログインと管理者の権限は、管理者だけが登録・変更できます。"
+LAST_ADMIN = "有効な管理者が他にいないため、この管理者の権限は外せません（使用停止もできません）。"
+
+
+async def _staff_rule(
+    session: AsyncSession, *, row: Any | None, merged: dict[str, Any], actor_admin: bool
+) -> str:
+    """担当者マスタ: administrators are made and changed by administrators only, and the last
+    active administrator stays one (else nobody could open 管理 again)."""
+    from app.auth.models import Staff
+
+    row_admin = row is not None and row.role == "admin"
+    if not actor_admin and (merged.get("role") == "admin" or row_admin):
+        return ADMIN_ONLY
+    stays = merged.get("role") == "admin" and merged.get("active", True)
+    if row is not None and row_admin and row.active and not stays:
+        others: int | None = await session.scalar(
+            select(func.count(Staff.id)).where(
+                Staff.role == "admin", Staff.active.is_(True), Staff.id != row.id
+            )
+        )
+        if not others:
+            return LAST_ADMIN
+    return ""
+
+
 async def save_row(
     session: AsyncSession,
     spec: MasterSpec,
@@ -197,6 +229,7 @@ async def save_row(
     row_id: int | None,
     raw: dict[str, str],
     staff_id: int | None,
+    actor_admin: bool = True,
 ) -> tuple[Any | None, dict[str, str]]:
     """Create (``row_id`` None) or update one row from the form; nothing is written when
     there are messages. Returns the row (None on errors) and the messages."""
@@ -205,7 +238,9 @@ async def save_row(
     if row_id is not None and row is None:
         raise LookupError(row_id)
     # the form has every field but 有効 (a check box left unticked posts nothing)
-    values, errors = await validate(session, spec, raw, refs=refs, row=row, fields=spec.form_fields)
+    values, errors = await validate(
+        session, spec, raw, refs=refs, row=row, fields=spec.form_fields, actor_admin=actor_admin
+    )
     if errors:
         return None, errors
     creating = row is None
@@ -228,13 +263,30 @@ async def save_row(
     return row, {}
 
 
+class MasterRefused(ValueError):
+    """A change the rules refuse (the message says why)."""
+
+
 async def set_active(
-    session: AsyncSession, spec: MasterSpec, *, row_id: int, active: bool, staff_id: int | None
+    session: AsyncSession,
+    spec: MasterSpec,
+    *,
+    row_id: int,
+    active: bool,
+    staff_id: int | None,
+    actor_admin: bool = True,
 ) -> Any:
-    """使用停止 (retire) or 使用再開 (reactivate) a row; it stays for what refers to it."""
+    """使用停止 (retire) or 使用再開 (reactivate) a row; it stays for what refers to it.
+    Raises :class:`MasterRefused` for an administrator's log-in changed by a non-admin, or
+    the last administrator retired."""
     row = await session.get(spec.model, row_id)
     if row is None or not spec.retire:
         raise LookupError(row_id)
+    if spec.key == "staff":
+        merged = {"role": row.role, "active": active}
+        message = await _staff_rule(session, row=row, merged=merged, actor_admin=actor_admin)
+        if message:
+            raise MasterRefused(message)
     if row.active != active:
         row.active = active
         await record(

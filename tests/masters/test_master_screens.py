@@ -16,6 +16,7 @@ from app.orders.models import Order, OrderLine
 from tests.conftest import csrf_of, login
 from tests.factories import add_customer, add_masters
 from tests.masters.helpers import db_run, error_of, post, text_of
+from tests.masters.test_master_csv import upload
 
 
 @pytest.fixture
@@ -320,3 +321,84 @@ def test_a_campaign_out_of_its_period_is_marked_in_the_list(admin: Any) -> None:
     text = text_of(admin.get("/masters/campaigns").text)
     assert "去年の送料無料 期間限定送料無料 2020/04/01 2020/04/30" in text
     assert "有効 期間外" in text
+
+
+def _staff_row(url: str, login_id: str) -> Any:
+    async def fn(s: Any) -> Any:
+        from app.auth.models import Staff
+
+        return await s.scalar(select(Staff).where(Staff.login == login_id))
+
+    return db_run(url, fn)
+
+
+def test_only_an_admin_makes_or_changes_an_admin(admin: Any, database_url: str) -> None:
+    """Back office keeps the staff master but cannot give itself (or anyone) the admin role,
+    nor change or retire an administrator's log-in."""
+    office = _staff_row(database_url, "office")
+    boss = _staff_row(database_url, "boss")
+    made = post(
+        admin,
+        "/masters/staff/new",
+        {"login": "evil", "name": "悪 一郎", "role": "admin", "password": "secret1234"},
+    )
+    assert made.status_code == 422
+    assert "管理者だけが" in error_of(made.text, "role")
+    promoted = post(
+        admin,
+        f"/masters/staff/{office.id}",
+        {"login": "office", "name": office.name, "role": "admin", "active": "1"},
+    )
+    assert promoted.status_code == 422 and "管理者だけが" in error_of(promoted.text, "role")
+    reset = post(
+        admin,
+        f"/masters/staff/{boss.id}",
+        {"login": "boss", "name": boss.name, "role": "admin", "active": "1", "password": "x" * 10},
+    )
+    assert reset.status_code == 422
+    retired = post(admin, f"/masters/staff/{boss.id}/active", {"active": "0"})
+    assert retired.status_code == 409 and "管理者だけが" in retired.text
+    csv_text = "ログインID,氏名,役割,パスワード\nevil2,悪 二郎,admin,secret1234\n"
+    preview = upload(admin, "staff", csv_text.encode("cp932"), encoding="cp932")
+    assert preview.status_code == 422 and "管理者だけが" in preview.text
+    assert _staff_row(database_url, "office").role == "backoffice"
+    assert _staff_row(database_url, "evil") is None and _staff_row(database_url, "evil2") is None
+    # The one administrator cannot take the role from themselves, nor retire themselves.
+    login(admin, "boss")
+    demoted = post(
+        admin,
+        f"/masters/staff/{boss.id}",
+        {"login": "boss", "name": boss.name, "role": "backoffice", "active": "1"},
+    )
+    assert demoted.status_code == 422 and "有効な管理者が他にいない" in error_of(
+        demoted.text, "role"
+    )
+    # An administrator may make another one.
+    ok = post(
+        admin,
+        "/masters/staff/new",
+        {"login": "boss2", "name": "管理 次郎", "role": "admin", "password": "secret1234"},
+    )
+    assert ok.status_code == 303
+
+
+def test_a_retired_or_demoted_login_loses_access_at_once(
+    admin: Any, database_url: str, settings: Any, tmp_path: Any
+) -> None:
+    from starlette.testclient import TestClient
+
+    op = _staff_row(database_url, "op")
+    with TestClient(admin.app, base_url="http://testserver") as other:
+        assert login(other, "op").status_code == 303
+        assert other.get("/customers").status_code == 200
+        # Back office makes the operator a supervisor: the board opens at the next request.
+        post(
+            admin,
+            f"/masters/staff/{op.id}",
+            {"login": "op", "name": op.name, "role": "supervisor", "active": "1"},
+        )
+        assert other.get("/board").status_code == 200
+        # Retired: the open session is logged out at its next request.
+        post(admin, f"/masters/staff/{op.id}/active", {"active": "0"})
+        gone = other.get("/customers", follow_redirects=False)
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
