@@ -109,8 +109,13 @@ def evaluate(
         elif c.kind == "new_customer":
             if not new_customer or c.discount_amount <= 0:
                 continue
-            amount = c.discount_amount
-            out.applied.append(_applied(c, f"新規のお客様 {amount:,}円引き", amount))
+            amount = min(c.discount_amount, subtotal - out.discount)  # never below 0 円
+            if amount <= 0:
+                continue
+            effect = f"新規のお客様 {c.discount_amount:,}円引き"
+            if amount < c.discount_amount:
+                effect += f"（{amount:,}円）"
+            out.applied.append(_applied(c, effect, amount))
             out.discount += amount
         elif c.kind == "rank_discount":
             if rank_id is None or c.rank_id != rank_id:
@@ -121,6 +126,10 @@ def evaluate(
             else:
                 amount = c.discount_amount
                 effect = f"ランク割引 {amount:,}円引き"
+            room = subtotal - out.discount  # discounts together never pass the goods amount
+            if amount > room:
+                amount = room
+                effect += f"（{amount:,}円）"
             if amount <= 0:
                 continue
             out.applied.append(_applied(c, effect, amount))

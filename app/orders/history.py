@@ -23,7 +23,7 @@ from app.auth.models import Staff
 from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, ShipTo
 from app.customers.service import like_prefix
-from app.masters.models import Ad, Carrier, SetItem
+from app.masters.models import Ad, Carrier, OrderCampaign, SetItem
 from app.orders.models import Order, OrderLine
 
 SLIP_LABELS = {"normal": "通常", "subscription": "定期"}
@@ -124,6 +124,7 @@ class PurchaseOrder(_OrderLabels):
     subscription_id: int | None = None
     delivery_no: int | None = None  # 何回目 of its subscription (cancelled orders: None)
     lines: list[PurchaseLine] = field(default_factory=list)
+    campaigns: list[str] = field(default_factory=list)  # applied: "name（effect）"
 
     @property
     def payment_method_label(self) -> str:
@@ -319,6 +320,16 @@ async def _attach_lines(session: AsyncSession, orders: list[PurchaseOrder]) -> N
         by_order[r.order_id].append((r.parent_position if is_part else None, line))
     for order in orders:
         order.lines = arrange_lines(by_order[order.id])
+    # The campaigns applied to each order, as they were applied (name and what they did).
+    applied: dict[int, list[str]] = {}
+    for oid, name, effect in await session.execute(
+        select(OrderCampaign.order_id, OrderCampaign.name, OrderCampaign.effect)
+        .where(OrderCampaign.order_id.in_([o.id for o in orders]))
+        .order_by(OrderCampaign.order_id, OrderCampaign.id)
+    ):
+        applied.setdefault(oid, []).append(f"{name}（{effect}）" if effect else name)
+    for order in orders:
+        order.campaigns = applied.get(order.id, [])
 
 
 def arrange_lines(lines: Sequence[tuple[int | None, PurchaseLine]]) -> list[PurchaseLine]:

@@ -297,3 +297,34 @@ async def test_subscription_terms_price_later_deliveries_without_campaigns(
     assert draft.terms.later_total == 6900 + 650 + 330 + (650 + 330) // 10 + 6900 * 8 // 100
     assert draft.subscription is not None
     assert draft.terms.next_dates[0] == draft.subscription.next_date
+
+
+async def test_a_fixed_rank_discount_and_discounts_capped_at_the_goods_amount(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    await add_campaign(
+        maker,
+        code="GOLDY",
+        name="ゴールド会員3,000円引き",
+        kind="rank_discount",
+        rank_id=world["gold"],
+        discount_amount=3000,
+    )
+    gold = await draft_of(maker, world["old"], order_input(("20003", 1)))
+    assert [(c.name, c.amount) for c in gold.campaigns] == [("ゴールド会員3,000円引き", 3000)]
+    assert gold.quote is not None and gold.quote.discount == 3000
+    # A second discount finds only 800 円 of goods left: it takes 800, and says so.
+    await add_campaign(
+        maker,
+        code="GOLDZ",
+        name="ゴールド感謝1,000円引き",
+        kind="rank_discount",
+        rank_id=world["gold"],
+        discount_amount=1000,
+    )
+    both = await draft_of(maker, world["old"], order_input(("20003", 1)))
+    assert [c.amount for c in both.campaigns] == [3000, 800]
+    assert "（800円）" in both.campaigns[1].effect
+    q = both.quote
+    assert q is not None and q.discount == 3800 == sum(c.amount for c in both.campaigns)
+    assert q.total == 650 + 330 + (650 + 330) // 10
