@@ -10,15 +10,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings
 from app.customers.history import customer_history
 from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer
 from app.db import make_engine, make_sessionmaker, transaction
 from app.demo.service import load_masters
+from app.jobs.service import create_run, execute
 from app.masters.models import Rank
 from app.masters.ranks import recalculate_ranks
 from app.monitor.service import monitor_header
 from app.orders.models import Order
+from jobs.functions import RANK_RECALCULATION
 
 TODAY = dt.date(2025, 4, 21)
 
@@ -122,3 +125,18 @@ async def test_a_later_day_and_a_changed_master_move_customers(
         assert c is not None and c.rank_id == world["gold"]
         entries, _ = await customer_history(s, customer_id=world["plat"], may_read_karte=False)
     assert [(x.old, x.new) for x in entries[0].lines] == [("プラチナ", "ゴールド")]
+
+
+async def test_the_rank_job_recalculates_as_a_job_run(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, int], settings: Settings
+) -> None:
+    """ランク再計算 as the nightly job runs it (in-process here; arq calls the same)."""
+    async with transaction(maker) as s:
+        run = await create_run(s, name=RANK_RECALCULATION, params={"date": TODAY.isoformat()})
+        run_id = run.id
+    done = await execute(maker, run_id, settings)
+    assert done is not None and done.status == "done"
+    assert done.message == "ランク変更 4件"
+    async with transaction(maker) as s:
+        rank = await s.scalar(select(Customer.rank_id).where(Customer.id == world["plat"]))
+    assert rank == world["platinum"]
