@@ -26,19 +26,22 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # A log-in's role and 有効 are read again from the staff master at most this often per
 # process: a retired or demoted staff member loses access within seconds, not at log-out.
 STAFF_CHECK_S = 5.0
-_checked: dict[int, tuple[float, bool, str]] = {}  # staff id -> (when, active, role)
+CHECKS_KEY = "yebisu.staff_checks"
+Checks = dict[int, tuple[float, bool, str]]  # staff id -> (when, active, role)
 
 
-def forget_staff(staff_id: int) -> None:
+def forget_staff(request: Request, staff_id: int) -> None:
     """A staff record changed in this process: its sessions are checked on their next request."""
-    _checked.pop(staff_id, None)
+    checks: Checks | None = request.scope.get(CHECKS_KEY)
+    if checks is not None:
+        checks.pop(staff_id, None)
 
 
 async def _staff_now(
-    sessionmaker: async_sessionmaker[AsyncSession], staff_id: int
+    sessionmaker: async_sessionmaker[AsyncSession], staff_id: int, checks: Checks
 ) -> tuple[bool, str]:
     now = time.monotonic()
-    hit = _checked.get(staff_id)
+    hit = checks.get(staff_id)
     if hit is not None and now - hit[0] < STAFF_CHECK_S:
         return hit[1], hit[2]
     from app.auth.models import Staff
@@ -48,9 +51,9 @@ async def _staff_now(
             await session.execute(select(Staff.active, Staff.role).where(Staff.id == staff_id))
         ).first()
     active, role = (bool(row[0]), str(row[1])) if row is not None else (False, "")
-    if len(_checked) > 10_000:
-        _checked.clear()
-    _checked[staff_id] = (now, active, role)
+    if len(checks) > 10_000:
+        checks.clear()
+    checks[staff_id] = (now, active, role)
     return active, role
 
 
@@ -63,11 +66,13 @@ class AuthMiddleware:
     ) -> None:
         self.app = app
         self.sessionmaker = sessionmaker
+        self.checks: Checks = {}  # this app's: ids are only unique within one database
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        scope[CHECKS_KEY] = self.checks
         path: str = scope["path"]
         conn = HTTPConnection(scope)
         if path.startswith(PUBLIC_PREFIXES):
@@ -75,7 +80,7 @@ class AuthMiddleware:
             return
         staff = current_staff(conn)
         if staff is not None and self.sessionmaker is not None:
-            active, role = await _staff_now(self.sessionmaker, staff.id)
+            active, role = await _staff_now(self.sessionmaker, staff.id, self.checks)
             if not active:
                 conn.session.clear()
                 staff = None

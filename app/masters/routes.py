@@ -232,7 +232,7 @@ async def save(request: Request) -> Response:
     params = dict(_parse_qs(back if isinstance(back, str) else ""))
     done = "updated" if row_id is not None else "created"
     if spec.key == "staff":
-        forget_staff(row.id)  # a role taken away applies at that staff's next request
+        forget_staff(request, row.id)  # a role taken away applies at that staff's next request
     return _to_list(request, spec, params, done=done, name=_row_name(spec, row))
 
 
@@ -279,7 +279,7 @@ async def toggle_active(request: Request) -> Response:
     except MasterRefused as exc:
         return await _list_response(request, spec, notice=str(exc), status_code=409)
     if spec.key == "staff":
-        forget_staff(row_id)
+        forget_staff(request, row_id)
     done = "reactivated" if active else "retired"
     return _to_list(request, spec, params, done=done, name=_row_name(spec, row))
 
@@ -416,7 +416,7 @@ async def import_apply(request: Request) -> Response:
     if spec.key == "staff":
         for item in preview.rows:
             if item.existing is not None:
-                forget_staff(item.existing.id)
+                forget_staff(request, item.existing.id)
     return _to_list(request, spec, {}, done="imported", c=created, u=updated)
 
 
