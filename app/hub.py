@@ -107,6 +107,10 @@ class RedisHub(Hub):
         self._ready = asyncio.Event()
         self._beat: asyncio.Task[None] | None = None
         self._announcing: set[asyncio.Task[None]] = set()
+        # Topic frames from other processes are fanned out by their own task, in order, so
+        # 50 boards (or one slow socket) never hold up the next pop this listener carries.
+        self._topic_frames: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._fan_out: asyncio.Task[None] | None = None
 
     async def deliver(self, staff_ids: Iterable[int], html: str) -> None:
         """This process's tabs at once; the other processes' through Redis."""
@@ -158,6 +162,12 @@ class RedisHub(Hub):
         self._task = asyncio.create_task(self._listen(), name="hub-listener")
         await asyncio.wait_for(self._ready.wait(), timeout=10)
         self._beat = asyncio.create_task(self._heartbeat(), name="hub-topics")
+        self._fan_out = asyncio.create_task(self._send_topic_frames(), name="hub-topic-frames")
+
+    async def _send_topic_frames(self) -> None:
+        while True:
+            topic, html = await self._topic_frames.get()
+            await self.publish_local(topic, html)
 
     async def _listen(self) -> None:
         backoff = 0.2
@@ -174,7 +184,7 @@ class RedisHub(Hub):
                     if data.get("from") == self.origin:
                         continue
                     if "topic" in data:
-                        await self.publish_local(data["topic"], data["html"])
+                        self._topic_frames.put_nowait((data["topic"], data["html"]))
                     else:
                         await self.deliver_local(data["to"], data["html"])
             except asyncio.CancelledError:
@@ -185,7 +195,7 @@ class RedisHub(Hub):
                 backoff = min(backoff * 2, 5.0)
 
     async def stop(self) -> None:
-        for task in (self._task, self._beat, *self._announcing):
+        for task in (self._task, self._beat, self._fan_out, *self._announcing):
             if task is None:
                 continue
             task.cancel()
