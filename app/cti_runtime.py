@@ -29,7 +29,7 @@ from app.db import transaction
 from app.hub import Hub
 from cti_bridge.bus import Bus, MemoryBus, RedisBus
 from cti_bridge.config import WebhookSourceConfig
-from cti_bridge.events import CallEvent, CallRinging
+from cti_bridge.events import CallEnded, CallEvent, CallRinging
 from cti_bridge.runner import Bridge, build_sources
 from cti_bridge.runner import main as bridge_main
 from cti_bridge.source import DialError
@@ -111,7 +111,8 @@ class CtiRuntime:
                 session, event=event, push=self._deliver if early else None
             )
             await self._deliver(deliveries)
-        self.board.poke("call")
+        # An inbound call that ends leaves a response to complete: 本日の対応 lists it.
+        self.board.poke("response" if isinstance(event, CallEnded) else "call")
 
     def can_dial(self) -> bool:
         """Whether click-to-dial can go through a PBX or modem (else the page offers a

@@ -55,7 +55,6 @@ class BoardNotifier:
         self.hub = hub
         self._kinds: set[str] = set()
         self._task: asyncio.Task[None] | None = None
-        self.published = 0
         self._last: dict[str, str] | None = None  # the pieces last published
         self._last_full = 0.0
         self._ticker: asyncio.Task[None] | None = None
@@ -95,10 +94,9 @@ class BoardNotifier:
             html = self.changes(data)
             if html:
                 await self.hub.publish(BOARD_TOPIC, html)
-                self.published += 1
         else:
             self._last = None
-        if kinds & {"response", "call"} and await self.hub.has_subscribers(RESPONSES_TOPIC):
+        if "response" in kinds and await self.hub.has_subscribers(RESPONSES_TOPIC):
             await self.hub.publish(RESPONSES_TOPIC, RESPONSES_SIGNAL)
 
     def changes(self, data: Board) -> str:
