@@ -47,8 +47,3 @@ def registry() -> dict[str, JobDef]:
     import jobs.functions  # noqa: F401  (registers the jobs)
 
     return _JOBS
-
-
-def label(name: str) -> str:
-    found = registry().get(name)
-    return found.label if found is not None else name

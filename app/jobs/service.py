@@ -9,7 +9,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import Staff
@@ -83,7 +83,8 @@ async def execute(
             return None  # unknown, or another worker took it
         run = await session.get(JobRun, run_id)
         assert run is not None
-        name, params = run.name, dict(run.params or {})
+        # The job sees who started this run (a re-run is the re-runner's, not the first's).
+        name, params = run.name, {**(run.params or {}), "staff_id": run.staff_id}
 
     async def progress(done: int, total: int, message: str) -> None:
         async with sessionmaker() as s, s.begin():
@@ -168,14 +169,6 @@ async def rerun(session: AsyncSession, *, run_id: int, staff_id: int | None) -> 
     return await create_run(
         session, name=old.name, params=params, staff_id=staff_id, trigger="rerun"
     )
-
-
-async def last_done_day(session: AsyncSession, *, name: str) -> dt.date | None:
-    """The latest day a daily job finished for."""
-    day: dt.date | None = await session.scalar(
-        select(func.max(JobRun.run_for)).where(JobRun.name == name, JobRun.status == "done")
-    )
-    return day
 
 
 @dataclass

@@ -69,20 +69,6 @@ class DormantFilters:
             "sort": self.sort,
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DormantFilters:
-        return cls(
-            base_date=dt.date.fromisoformat(str(data["base_date"])),
-            group=str(data.get("group", "any")),
-            days=int(data.get("days", DEFAULT_DAYS)),
-            rank_id=data.get("rank_id"),
-            prefecture=str(data.get("prefecture", "")),
-            product_id=data.get("product_id"),
-            dm=str(data.get("dm", "")),
-            exclude_no_call=bool(data.get("exclude_no_call", False)),
-            sort=str(data.get("sort", "days")),
-        )
-
 
 @dataclass
 class DormantForm:

@@ -30,13 +30,6 @@ ACTION_GROUPS: dict[str, str] = {
     "order": "受注",
     "response": "対応",
 }
-GROUP_OF_KIND: dict[str, str] = {
-    "call_in": "call",
-    "call_out": "call",
-    "dm": "dm",
-    "order": "order",
-    "response": "response",
-}
 
 # Result codes of an outbound attempt (stored in actions.result as the label).
 RESULTS: dict[str, str] = {

@@ -24,7 +24,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.service import record
 from app.config import OrdersConfig
 from app.customers.models import Customer, ShipTo
+from app.jobs.registry import Progress
 from app.masters.models import Product, ShippingRate
 from app.orders.dates import delivery_date, ship_date
 from app.orders.models import Order, OrderLine
@@ -50,8 +51,6 @@ BATCH = 5000
 # work, and it uses more than one core); SQLite has one writer and uses one.
 LANES = 2
 RUN_HOUR = 6  # the 受付 time of the orders a run makes (before any cut-off)
-
-Progress = Callable[[int, int, str], Awaitable[None]]
 
 
 @dataclass
@@ -83,14 +82,10 @@ def due_condition(day: dt.date) -> Any:
     )
 
 
-def _number_expr(session: AsyncSession) -> Any:
-    """受注番号 ``YYYYMMDD-0000123`` from the 受付日 and the id, as order entry makes it."""
-    if session.get_bind().dialect.name == "postgresql":
-        return (
-            func.to_char(Order.received_on, "YYYYMMDD")
-            + literal("-")
-            + func.lpad(func.cast(Order.id, Order.number.type), 7, "0")
-        )
+def _sqlite_number_expr() -> Any:
+    """受注番号 ``YYYYMMDD-0000123`` from the 受付日 and the id, as order entry makes it
+    (SQLite; PostgreSQL takes the ids from the sequence first and writes the number with the
+    row)."""
     return func.strftime("%Y%m%d", Order.received_on) + literal("-") + func.printf("%07d", Order.id)
 
 
@@ -392,7 +387,7 @@ async def _batch(
             await session.execute(
                 update(Order)
                 .where(Order.id.in_(order_ids))
-                .values(number=_number_expr(session))
+                .values(number=_sqlite_number_expr())
                 .execution_options(synchronize_session=False)
             )
         line_rows: list[dict[str, Any]] = []

@@ -330,7 +330,7 @@ async def shipments_run(request: Request) -> Response:
                 run = await create_run(
                     session,
                     name=SUBSCRIPTION_DAILY,
-                    params={"date": day.isoformat(), "staff_id": staff.id if staff else None},
+                    params={"date": day.isoformat()},
                     staff_id=staff.id if staff else None,
                 )
                 run_id = run.id

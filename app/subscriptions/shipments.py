@@ -46,10 +46,6 @@ class ShipmentRow:
     def quantity(self) -> int:
         return sum(q for _, _, q in self.products)
 
-    @property
-    def products_text(self) -> str:
-        return "、".join(f"{code} {name}" for code, name, _ in self.products)
-
 
 @dataclass
 class Shipments:
