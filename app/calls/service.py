@@ -394,7 +394,6 @@ async def on_dialing(session: AsyncSession, *, event: OutboundDialing) -> list[D
     if existing is not None:
         return []
     owners = await targets_for(session, extension=event.extension, line=event.line)
-    match = await find_by_number(session, e164=event.number)
     session.add(
         Call(
             source=event.source,
@@ -403,7 +402,6 @@ async def on_dialing(session: AsyncSession, *, event: OutboundDialing) -> list[D
             line=event.line,
             extension=event.extension or "",
             caller_e164=event.number,
-            customer_id=match.customer_ids[0] if len(match.customer_ids) == 1 else None,
             state="answered",
             staff_id=owners[0] if owners else None,
             started_at=event.at,

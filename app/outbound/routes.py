@@ -22,20 +22,20 @@ from app.calls.presence import get_presence
 from app.customers.models import Customer, CustomerPhone
 from app.customers.postcodes import PREFECTURES
 from app.masters.models import Product, Rank
-from app.orders.models import Order, OrderLine
 from app.outbound import dormant as dormant_svc
 from app.outbound import service
 from app.outbound.dormant import DM_CHOICES, SORTS, DormantForm
-from app.outbound.models import ACTION_GROUPS, ENTRY_STATUSES, RESULTS, OutboundEntry, OutboundList
+from app.outbound.models import ACTION_GROUPS, RESULTS, OutboundEntry, OutboundList
 from app.responses.service import parse_datetime
 from app.security import requires_role
-from app.web import JST, current_staff, db, render, templates
+from app.web import JST, current_staff, db, is_htmx, render, templates
 from cti_bridge.numbers import display_national
 from cti_bridge.source import DialError
 
 log = logging.getLogger("yebisu.outbound")
 
 CSV_LIMIT = 100_000
+DIALLED_KEY = "outbound_dialled_"  # session: the call id of an entry's click-to-dial
 CSV_HEADER = (
     "顧客名", "コード", "住所", "最終受注日", "最終受注商品名", "個数", "金額",
     "最終アクション日", "放置日数", "最終アクション内容", "電話不可",
@@ -267,51 +267,25 @@ async def next_customer(request: Request) -> Response:
     return RedirectResponse(f"/customers/{entry.customer_id}?outbound={entry.id}", status_code=303)
 
 
-async def _entry_context(request: Request, entry: OutboundEntry) -> dict[str, Any]:
+async def _banner_context(request: Request, entry: OutboundEntry) -> dict[str, Any]:
     session = db(request)
-    customer = await session.get(Customer, entry.customer_id)
-    assert customer is not None
     lst = await session.get(OutboundList, entry.list_id)
     phones = (
         await session.scalars(
             select(CustomerPhone)
-            .where(CustomerPhone.customer_id == customer.id, CustomerPhone.kind != "fax")
+            .where(CustomerPhone.customer_id == entry.customer_id, CustomerPhone.kind != "fax")
             .order_by(CustomerPhone.position)
         )
     ).all()
-    last_order = (
-        await session.execute(
-            select(Order.id, Order.received_on, Order.total)
-            .where(Order.customer_id == customer.id)
-            .order_by(Order.received_on.desc(), Order.id.desc())
-            .limit(1)
-        )
-    ).first()
-    products: list[str] = []
-    if last_order is not None:
-        products = list(
-            (
-                await session.scalars(
-                    select(OrderLine.product_name)
-                    .where(OrderLine.order_id == last_order.id)
-                    .order_by(OrderLine.position)
-                )
-            ).all()
-        )
     runtime = getattr(request.app.state, "cti", None)
     return {
         "entry": entry,
         "work_list": lst,
-        "customer": customer,
         "phones": [(p, display_national(p.e164) if p.e164 else p.raw) for p in phones],
-        "last_order": last_order,
-        "last_products": products,
         "results": RESULTS,
-        "statuses": ENTRY_STATUSES,
         "can_dial": bool(runtime is not None and runtime.can_dial()),
         "errors": {},
         "form": {},
-        "dial": None,
     }
 
 
@@ -330,21 +304,12 @@ async def _entry(request: Request) -> OutboundEntry | None:
 
 
 @requires_role("operator", "supervisor")
-async def entry_page(request: Request) -> Response:
-    """The outbound work screen: the customer, 発信 per phone, the result form."""
-    entry = await _entry(request)
-    if entry is None:
-        return Response("見つかりません。", status_code=404)
-    return render(request, "outbound/entry", await _entry_context(request, entry))
-
-
-@requires_role("operator", "supervisor")
 async def entry_banner(request: Request) -> Response:
     """The outbound banner the customer monitor shows in outbound mode (``?outbound=``)."""
     entry = await _entry(request)
     if entry is None:
         return HTMLResponse("")
-    ctx = await _entry_context(request, entry)
+    ctx = await _banner_context(request, entry)
     return templates.TemplateResponse(request, "outbound/_banner.html", ctx)
 
 
@@ -391,8 +356,10 @@ async def dial(request: Request) -> Response:
             status_code=409,
         )
     log.info("click-to-dial %s: extension %s → %s", call_id, extension, raw_number)
+    # The result of this attempt names this call (the source's call id).
+    request.session[f"{DIALLED_KEY}{entry.id}"] = call_id
     return HTMLResponse(
-        f'<p class="dial-status" id="dial-status" data-call="{escape(call_id)}">'
+        '<p class="dial-status" id="dial-status">'
         f"発信中: 内線 {escape(extension or '—')} を呼び出しています（{shown}）。"
         "受話器を取ると相手につながります。</p>"
     )
@@ -414,9 +381,6 @@ async def save_result(request: Request) -> Response:
         errors["callback_at"] = "再コール日時は YYYY/MM/DD HH:MM の形式で入力してください。"
     if not errors:
         try:
-            call_id = await service.attempt_call(
-                db(request), entry_id=entry.id, staff_id=_staff_id(request)
-            )
             await service.record_result(
                 db(request),
                 entry_id=entry.id,
@@ -424,30 +388,21 @@ async def save_result(request: Request) -> Response:
                 result=values["result"],
                 callback_at=callback_at,
                 note=values["note"],
-                call_id=call_id,
+                dialled=str(request.session.get(f"{DIALLED_KEY}{entry.id}", "")),
             )
         except service.OutboundInputError as exc:
             errors = exc.errors
-    banner = str(form.get("from", "")) == "monitor"
-    if errors:
-        ctx = await _entry_context(request, entry)
+    if errors:  # the banner shows the messages beside its fields
+        ctx = await _banner_context(request, entry)
         ctx["errors"] = errors
         ctx["form"] = values
-        if banner:  # the monitor's banner shows the messages beside its fields
-            return templates.TemplateResponse(
-                request, "outbound/_banner.html", ctx, status_code=400
-            )
-        return render(request, "outbound/entry", ctx, status_code=400)
+        return templates.TemplateResponse(request, "outbound/_banner.html", ctx, status_code=400)
+    request.session.pop(f"{DIALLED_KEY}{entry.id}", None)
     target = f"/outbound/lists/{entry.list_id}/next" if values["next"] == "1" else "/outbound"
-    if banner and request.headers.get("HX-Request"):
-        return Response(
-            status_code=200,
-            headers={"HX-Redirect": target},
-            background=board_task(request, kind="outbound"),
-        )
-    return RedirectResponse(
-        target, status_code=303, background=board_task(request, kind="outbound")
-    )
+    background = board_task(request, kind="outbound")
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": target}, background=background)
+    return RedirectResponse(target, status_code=303, background=background)
 
 
 routes: list[BaseRoute] = [
@@ -457,7 +412,6 @@ routes: list[BaseRoute] = [
     Route("/outbound", lists_page, methods=["GET"]),
     Route("/outbound/lists", create_list, methods=["POST"]),
     Route("/outbound/lists/{list_id:int}/next", next_customer, methods=["GET", "POST"]),
-    Route("/outbound/entries/{entry_id:int}", entry_page, methods=["GET"]),
     Route("/outbound/entries/{entry_id:int}/banner", entry_banner, methods=["GET"]),
     Route("/outbound/entries/{entry_id:int}/dial", dial, methods=["POST"]),
     Route("/outbound/entries/{entry_id:int}/result", save_result, methods=["POST"]),

@@ -216,26 +216,6 @@ async def next_entry(session: AsyncSession, *, list_id: int, staff_id: int) -> O
     return None
 
 
-async def attempt_call(session: AsyncSession, *, entry_id: int, staff_id: int) -> int | None:
-    """The click-to-dial call of this attempt: the operator's latest outbound call to the
-    entry's customer since the entry was taken (none when dialled by hand via ``tel:``)."""
-    entry = await session.get(OutboundEntry, entry_id)
-    if entry is None:
-        return None
-    since = entry.locked_at or (utcnow() - dt.timedelta(minutes=LOCK_MINUTES))
-    return await session.scalar(
-        select(Call.id)
-        .where(
-            Call.direction == "out",
-            Call.staff_id == staff_id,
-            Call.customer_id == entry.customer_id,
-            Call.started_at >= since - dt.timedelta(seconds=5),
-        )
-        .order_by(Call.started_at.desc(), Call.id.desc())
-        .limit(1)
-    )
-
-
 async def record_result(
     session: AsyncSession,
     *,
@@ -244,10 +224,11 @@ async def record_result(
     result: str,
     callback_at: dt.datetime | None,
     note: str = "",
-    call_id: int | None = None,
+    dialled: str = "",
 ) -> tuple[OutboundEntry, Action]:
     """The outcome of one attempt: an action (電話, with the result) on the customer's
-    history, and the entry done or waiting for its call-back."""
+    history, and the entry done or waiting for its call-back. ``dialled``: the source's call
+    id of this attempt's click-to-dial (the call is then the customer's and the action's)."""
     errors: dict[str, str] = {}
     if result not in RESULTS:
         errors["result"] = "結果を選んでください。"
@@ -271,16 +252,23 @@ async def record_result(
         raise OutboundInputError(errors)
     label = RESULTS[result]
     talk = ""
-    if call_id is not None:
-        call = await session.get(Call, call_id)
-        if call is not None and call.duration_s:
+    call = None
+    if dialled:
+        call = await session.scalar(
+            select(Call).where(
+                Call.source_call_id == dialled, Call.direction == "out", Call.staff_id == staff_id
+            )
+        )
+    if call is not None:
+        call.customer_id = call.customer_id or entry.customer_id
+        if call.duration_s:
             talk = f"（通話 {call.duration_s // 60}分{call.duration_s % 60}秒）"
     action = Action(
         customer_id=entry.customer_id,
         kind="call_out",
         occurred_at=utcnow(),
         staff_id=staff_id,
-        call_id=call_id,
+        call_id=call.id if call is not None else None,
         result=label,
         content=f"架電 {label}{talk}" + (f" {note.strip()}" if note.strip() else ""),
     )

@@ -165,7 +165,6 @@ def test_originate_to_the_operators_extension(
         )
         [call] = [c for c in run_async(_rows(database_url, Call)) if c.direction == "out"]
         assert call.staff_id == op and call.extension == "201"
-        assert call.customer_id is not None  # the number dialled is the customer's
         # The result from the banner: an action 電話 with its result, linked to the call;
         # then on to the next customer (none left).
         saved = client.post(
@@ -174,7 +173,6 @@ def test_originate_to_the_operators_extension(
                 "csrf_token": csrf_of(client),
                 "result": "connected",
                 "next": "1",
-                "from": "monitor",
             },
             headers={"HX-Request": "true"},
         )
@@ -184,12 +182,14 @@ def test_originate_to_the_operators_extension(
         assert "今かけられる顧客は残っていません" in done.text
         actions = [a for a in run_async(_rows(database_url, Action)) if a.kind == "call_out"]
         assert [(a.result, a.staff_id, a.call_id) for a in actions] == [("通話", op, call.id)]
+        [call] = [c for c in run_async(_rows(database_url, Call)) if c.direction == "out"]
+        assert call.customer_id is not None  # the call is the entry's customer's
         # The outbound call leaves no 問合せ response to complete: the result is its record.
         assert [r for r in run_async(_rows(database_url, Response)) if r.call_id == call.id] == []
         # Recorded once: the same entry cannot take a second result.
         again = client.post(
             f"/outbound/entries/{entry_id}/result",
-            data={"csrf_token": csrf_of(client), "result": "connected", "from": "monitor"},
+            data={"csrf_token": csrf_of(client), "result": "connected"},
             headers={"HX-Request": "true"},
         )
         assert again.status_code == 400 and "結果は登録済みです" in again.text
@@ -232,7 +232,7 @@ def test_without_a_dialling_source_a_tel_link(
 def _tel_flow(client: Any, database_url: str, op: int) -> None:
     _backdate(database_url)
     entry_id, phone_id = _make_list(client, database_url, op)
-    page = client.get(f"/outbound/entries/{entry_id}")
+    page = client.get(f"/outbound/entries/{entry_id}/banner")
     assert 'href="tel:+81952326611"' in page.text and 'class="dial"' not in page.text
     answer = client.post(
         f"/outbound/entries/{entry_id}/dial",
