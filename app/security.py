@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.web import current_staff, templates
 
-__all__ = ["AuthMiddleware", "CSRFMiddleware", "forget_staff", "requires_role"]
+__all__ = ["AuthMiddleware", "CSRFMiddleware", "requires_role"]
 
 PUBLIC_PREFIXES = ("/login", "/static/", "/healthz", "/cti/webhook/", "/cti/simulate")
 CSRF_EXEMPT_PREFIXES = ("/cti/webhook/", "/cti/simulate")
@@ -24,17 +24,9 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 # A log-in's role and 有効 are read again from the staff master at most this often per
-# process: a retired or demoted staff member loses access within seconds, not at log-out.
+# app: a retired or demoted staff member loses access within seconds, not at log-out.
 STAFF_CHECK_S = 5.0
-CHECKS_KEY = "yebisu.staff_checks"
 Checks = dict[int, tuple[float, bool, str]]  # staff id -> (when, active, role)
-
-
-def forget_staff(request: Request, staff_id: int) -> None:
-    """A staff record changed in this process: its sessions are checked on their next request."""
-    checks: Checks | None = request.scope.get(CHECKS_KEY)
-    if checks is not None:
-        checks.pop(staff_id, None)
 
 
 async def _staff_now(
@@ -72,7 +64,6 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        scope[CHECKS_KEY] = self.checks
         path: str = scope["path"]
         conn = HTTPConnection(scope)
         if path.startswith(PUBLIC_PREFIXES):

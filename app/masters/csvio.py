@@ -126,6 +126,7 @@ async def preview_import(
     text: str,
     encoding: str,
     actor_admin: bool = True,
+    actor_id: int | None = None,
 ) -> ImportPreview:
     """Check every row of the CSV ``text``; writes nothing."""
     preview = ImportPreview(text=text, encoding=encoding)
@@ -209,6 +210,7 @@ async def preview_import(
             fields=fields,
             unique=False,
             actor_admin=actor_admin,
+            actor_id=actor_id,
         )
         if errors:
             for name, message in errors.items():

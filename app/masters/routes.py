@@ -26,7 +26,7 @@ from app.masters.service import (
     save_row,
     set_active,
 )
-from app.security import forget_staff, requires_role
+from app.security import requires_role
 from app.web import JST, current_staff, db, is_htmx, render
 
 ROLES = ("backoffice",)  # and admin, always
@@ -231,8 +231,6 @@ async def save(request: Request) -> Response:
     back = form.get("back")
     params = dict(_parse_qs(back if isinstance(back, str) else ""))
     done = "updated" if row_id is not None else "created"
-    if spec.key == "staff":
-        forget_staff(request, row.id)  # a role taken away applies at that staff's next request
     return _to_list(request, spec, params, done=done, name=_row_name(spec, row))
 
 
@@ -261,10 +259,6 @@ async def toggle_active(request: Request) -> Response:
     staff_id = _staff_id(request)
     back = form.get("back")
     params = dict(_parse_qs(back if isinstance(back, str) else ""))
-    if spec.key == "staff" and row_id == staff_id and not active:
-        return await _list_response(
-            request, spec, notice="自分のアカウントは使用停止にできません。", status_code=409
-        )
     try:
         row = await set_active(
             db(request),
@@ -278,8 +272,6 @@ async def toggle_active(request: Request) -> Response:
         return _not_found()
     except MasterRefused as exc:
         return await _list_response(request, spec, notice=str(exc), status_code=409)
-    if spec.key == "staff":
-        forget_staff(request, row_id)
     done = "reactivated" if active else "retired"
     return _to_list(request, spec, params, done=done, name=_row_name(spec, row))
 
@@ -374,7 +366,12 @@ async def import_preview(request: Request) -> Response:
     try:
         text, used = csvio.decode(data, encoding)
         preview = await csvio.preview_import(
-            db(request), spec, text=text, encoding=used, actor_admin=_is_admin(request)
+            db(request),
+            spec,
+            text=text,
+            encoding=used,
+            actor_admin=_is_admin(request),
+            actor_id=_staff_id(request),
         )
     except csvio.ImportFileError as exc:
         return await _import_page(request, spec, error=str(exc), encoding=encoding, status_code=422)
@@ -404,7 +401,12 @@ async def import_apply(request: Request) -> Response:
     session = db(request)
     try:
         preview = await csvio.preview_import(
-            session, spec, text=text, encoding=encoding, actor_admin=_is_admin(request)
+            session,
+            spec,
+            text=text,
+            encoding=encoding,
+            actor_admin=_is_admin(request),
+            actor_id=_staff_id(request),
         )
     except csvio.ImportFileError as exc:
         return await _import_page(request, spec, error=str(exc), status_code=422)
@@ -413,10 +415,6 @@ async def import_apply(request: Request) -> Response:
     created, updated = await csvio.apply_import(
         session, spec, preview=preview, staff_id=_staff_id(request)
     )
-    if spec.key == "staff":
-        for item in preview.rows:
-            if item.existing is not None:
-                forget_staff(request, item.existing.id)
     return _to_list(request, spec, {}, done="imported", c=created, u=updated)
 
 

@@ -127,13 +127,15 @@ async def validate(
     fields: tuple[Field, ...] | None = None,
     unique: bool = True,
     actor_admin: bool = True,
+    actor_id: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Parse ``raw`` (field name → text) into model values; messages per field.
 
     ``fields`` limits the check to the columns given (a CSV without some columns updates only
     the ones it has); a new row is checked with every field. ``unique`` checks that no other
     row has the same key. ``actor_admin``: whether the person saving is an administrator
-    (only they may give the admin role or change an administrator's log-in).
+    (only they may give the admin role or change an administrator's log-in); ``actor_id``:
+    their staff id (nobody retires their own log-in).
     """
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -158,9 +160,11 @@ async def validate(
         for name, message in spec.check(merged).items():
             errors.setdefault(name, message)
     if spec.key == "staff":
-        message = await _staff_rule(session, row=row, merged=merged, actor_admin=actor_admin)
+        message = await _staff_rule(
+            session, row=row, merged=merged, actor_admin=actor_admin, actor_id=actor_id
+        )
         if message:
-            errors.setdefault("role", message)
+            errors.setdefault("active" if message == SELF_RETIRE else "role", message)
     if unique and not any(k in errors for k in spec.keys):
         key = {k: merged.get(k) for k in spec.keys}
         if all(v is not None and v != "" for v in key.values()):
@@ -197,15 +201,25 @@ def apply_values(spec: MasterSpec, row: Any, values: dict[str, Any]) -> dict[str
 
 
 ADMIN_ONLY = "管理者のログインと管理者の権限は、管理者だけが登録・変更できます。"
+SELF_RETIRE = "自分のアカウントは使用停止にできません。"
 LAST_ADMIN = "有効な管理者が他にいないため、この管理者の権限は外せません（使用停止もできません）。"
 
 
 async def _staff_rule(
-    session: AsyncSession, *, row: Any | None, merged: dict[str, Any], actor_admin: bool
+    session: AsyncSession,
+    *,
+    row: Any | None,
+    merged: dict[str, Any],
+    actor_admin: bool,
+    actor_id: int | None,
 ) -> str:
-    """担当者マスタ: administrators are made and changed by administrators only, and the last
-    active administrator stays one (else nobody could open 管理 again)."""
+    """担当者マスタ: nobody retires their own log-in; administrators are made and changed by
+    administrators only, and the last active administrator stays one (else nobody could open
+    管理 again)."""
     from app.auth.models import Staff
+
+    if row is not None and row.id == actor_id and not merged.get("active", True):
+        return SELF_RETIRE
 
     row_admin = row is not None and row.role == "admin"
     if not actor_admin and (merged.get("role") == "admin" or row_admin):
@@ -239,7 +253,14 @@ async def save_row(
         raise LookupError(row_id)
     # the form has every field but 有効 (a check box left unticked posts nothing)
     values, errors = await validate(
-        session, spec, raw, refs=refs, row=row, fields=spec.form_fields, actor_admin=actor_admin
+        session,
+        spec,
+        raw,
+        refs=refs,
+        row=row,
+        fields=spec.form_fields,
+        actor_admin=actor_admin,
+        actor_id=staff_id,
     )
     if errors:
         return None, errors
@@ -284,7 +305,9 @@ async def set_active(
         raise LookupError(row_id)
     if spec.key == "staff":
         merged = {"role": row.role, "active": active}
-        message = await _staff_rule(session, row=row, merged=merged, actor_admin=actor_admin)
+        message = await _staff_rule(
+            session, row=row, merged=merged, actor_admin=actor_admin, actor_id=staff_id
+        )
         if message:
             raise MasterRefused(message)
     if row.active != active:

@@ -362,6 +362,12 @@ def test_only_an_admin_makes_or_changes_an_admin(admin: Any, database_url: str) 
     preview = upload(admin, "staff", csv_text.encode("cp932"), encoding="cp932")
     assert preview.status_code == 422 and "管理者だけが" in preview.text
     assert _staff_row(database_url, "office").role == "backoffice"
+    # Nobody retires their own log-in, from the list or by CSV.
+    own = upload(admin, "staff", "ログインID,有効\noffice,0\n".encode(), encoding="utf-8")
+    assert own.status_code == 422 and "自分のアカウントは使用停止にできません" in own.text
+    own_row = post(admin, f"/masters/staff/{office.id}/active", {"active": "0"})
+    assert own_row.status_code == 409 and "自分のアカウントは使用停止にできません" in own_row.text
+    assert _staff_row(database_url, "office").active
     assert _staff_row(database_url, "evil") is None and _staff_row(database_url, "evil2") is None
     # The one administrator cannot take the role from themselves, nor retire themselves.
     login(admin, "boss")
