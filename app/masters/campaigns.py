@@ -106,32 +106,25 @@ def evaluate(
             effect = "送料無料" + (f"（{c.min_subtotal:,}円以上）" if c.min_subtotal else "")
             out.applied.append(_applied(c, effect, out.shipping_fee))
             out.shipping_fee = 0
-        elif c.kind == "new_customer":
-            if not new_customer or c.discount_amount <= 0:
+        elif c.kind in ("new_customer", "rank_discount"):
+            if c.kind == "new_customer":
+                if not new_customer:
+                    continue
+                wanted, rule = c.discount_amount, f"新規のお客様 {c.discount_amount:,}円引き"
+            elif rank_id is None or c.rank_id != rank_id:
                 continue
-            amount = min(c.discount_amount, subtotal - out.discount)  # never below 0 円
-            if amount <= 0:
-                continue
-            effect = f"新規のお客様 {c.discount_amount:,}円引き"
-            if amount < c.discount_amount:
-                effect += f"（{amount:,}円）"
-            out.applied.append(_applied(c, effect, amount))
-            out.discount += amount
-        elif c.kind == "rank_discount":
-            if rank_id is None or c.rank_id != rank_id:
-                continue
-            if c.discount_percent:
-                amount = subtotal * c.discount_percent // 100
-                effect = f"ランク割引 {c.discount_percent}%引き（{amount:,}円）"
+            elif c.discount_percent:
+                wanted = subtotal * c.discount_percent // 100
+                rule = f"ランク割引 {c.discount_percent}%引き"
             else:
-                amount = c.discount_amount
-                effect = f"ランク割引 {amount:,}円引き"
-            room = subtotal - out.discount  # discounts together never pass the goods amount
-            if amount > room:
-                amount = room
-                effect += f"（{amount:,}円）"
+                wanted, rule = c.discount_amount, f"ランク割引 {c.discount_amount:,}円引き"
+            # Discounts together never pass the goods amount: one that finds less left takes
+            # that, and the effect says how much it took when that is not what the rule says.
+            amount = min(wanted, subtotal - out.discount)
             if amount <= 0:
                 continue
+            shown = c.kind == "rank_discount" and bool(c.discount_percent)
+            effect = rule + (f"（{amount:,}円）" if shown or amount < wanted else "")
             out.applied.append(_applied(c, effect, amount))
             out.discount += amount
         elif c.kind == "present":

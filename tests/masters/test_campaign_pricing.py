@@ -328,3 +328,18 @@ async def test_a_fixed_rank_discount_and_discounts_capped_at_the_goods_amount(
     q = both.quote
     assert q is not None and q.discount == 3800 == sum(c.amount for c in both.campaigns)
     assert q.total == 650 + 330 + (650 + 330) // 10
+
+
+async def test_a_capped_percent_discount_shows_what_it_took_once(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    for code, kw in (("GA", {"discount_amount": 1000}), ("GB", {"discount_percent": 90})):
+        await add_campaign(
+            maker, code=code, name=code, kind="rank_discount", rank_id=world["gold"], **kw
+        )
+    draft = await draft_of(maker, world["old"], order_input(("20003", 1)))
+    # 90 % of 3,800 is 3,420, but only 2,800 is left after the 1,000 yen off.
+    assert [(c.effect, c.amount) for c in draft.campaigns] == [
+        ("ランク割引 1,000円引き", 1000),
+        ("ランク割引 90%引き（2,800円）", 2800),
+    ]
