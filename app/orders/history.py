@@ -190,18 +190,22 @@ async def purchase_lines(
     page: int = 1,
     per_page: int = 50,
     subscription_only: bool = False,
+    subscription_id: int | None = None,
 ) -> PurchasePage:
     """購入履歴: ``customer_id``'s orders, newest 受注日 first, ``per_page`` orders a page.
 
     Each order carries its lines in position order, a set's parts and 同梱 lines placed right
     after the line they came from. ``subscription_only`` keeps the orders a subscription made
-    (定期の配送履歴); every order of a subscription carries its delivery number either way.
+    (定期の配送履歴), ``subscription_id`` those of one subscription; every order of a
+    subscription carries its delivery number either way.
     A page past the end is empty (``total`` is then 0 only when there are no orders at all).
     """
     page = max(1, page)
     conditions: list[ColumnElement[bool]] = [Order.customer_id == customer_id]
     if subscription_only:
         conditions.append(Order.subscription_id.is_not(None))
+    if subscription_id is not None:
+        conditions.append(Order.subscription_id == subscription_id)
     stmt = (
         select(
             Order.id,

@@ -15,11 +15,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.audit.service import record
-from app.calls.models import Call
 from app.db import transaction
 from app.jobs.service import JobError, create_run
 from app.monitor.web import customer_missing, monitor_frame, render_tab
-from app.orders.history_routes import parse_date, with_call
+from app.orders.history_routes import page_param, parse_date, with_call
 from app.security import requires_role
 from app.subscriptions.changes import (
     OPERATIONS,
@@ -46,15 +45,6 @@ EARLY_DAYS = 7  # 定期発送一覧's 実行 may make a day's orders this many 
 ITEM_ROWS = 3
 
 
-def _page(request: Request) -> int:
-    raw = request.query_params.get("page", "")
-    return max(1, int(raw)) if raw.isdigit() and len(raw) < 7 else 1
-
-
-def _with_call(url: str, call: Call | None) -> str:
-    return url if call is None else f"{url}&call={call.id}"
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(JST)
 
@@ -77,14 +67,14 @@ async def _tab(
     today = _now().date()
     subs = await customer_subscriptions(session, customer_id=cid, today=today)
     history = await delivery_history(
-        session, customer_id=cid, page=_page(request), per_page=PER_PAGE
+        session, customer_id=cid, page=page_param(request), per_page=PER_PAGE
     )
 
     def order_url(subscription_id: int) -> str:
-        return _with_call(f"/customers/{cid}/order?subscription={subscription_id}", call)
+        return with_call(f"/customers/{cid}/order?subscription={subscription_id}", call)
 
     def page_url(n: int) -> str:
-        return _with_call(f"/customers/{cid}/subscriptions?page={n}", call)
+        return with_call(f"/customers/{cid}/subscriptions?page={n}", call)
 
     def sub_url(path: str = "") -> str:
         return with_call(f"/customers/{cid}/subscriptions{path}", call)
@@ -223,8 +213,9 @@ async def subscription_detail(request: Request) -> Response:
     now = _now()
     views = await customer_subscriptions(session, customer_id=cid, today=now.date())
     view = next(v for v in views if v.id == sub.id)
-    history = await delivery_history(session, customer_id=cid, page=1, per_page=500)
-    history.orders = [o for o in history.orders if o.subscription_id == sub.id]
+    history = await delivery_history(
+        session, customer_id=cid, subscription_id=sub.id, page=1, per_page=500
+    )
     ctx: dict[str, Any] = {
         "sub": view,
         "version": sub.version,
@@ -285,7 +276,7 @@ def _day(request: Request, today: dt.date, source: Any = None) -> tuple[dt.date,
 async def _list_context(request: Request, day: dt.date, error: str) -> dict[str, Any]:
     today = _now().date()
     result = await shipments(
-        db(request), day=day, today=today, page=_page(request), per_page=LIST_PER_PAGE
+        db(request), day=day, today=today, page=page_param(request), per_page=LIST_PER_PAGE
     )
     return {
         "day": day,

@@ -200,16 +200,22 @@ async def customer_subscriptions(
 
 
 async def delivery_history(
-    session: AsyncSession, *, customer_id: int, page: int = 1, per_page: int = 50
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    page: int = 1,
+    per_page: int = 50,
+    subscription_id: int | None = None,
 ) -> PurchasePage:
-    """定期の配送履歴: the orders the customer's subscriptions made, newest first, each with
-    its lines and 何回目 (the delivery number within its subscription)."""
+    """定期の配送履歴: the orders the customer's subscriptions (or one of them) made, newest
+    first, each with its lines and 何回目 (the delivery number within its subscription)."""
     return await purchase_lines(
         session,
         customer_id=customer_id,
         page=page,
         per_page=per_page,
         subscription_only=True,
+        subscription_id=subscription_id,
     )
 
 
