@@ -17,6 +17,7 @@ from app.customers.models import Customer, ShipTo
 from app.masters.models import Carrier, Product
 from app.orders.history import carrier_label
 from app.orders.models import Order, OrderLine
+from app.pdf import table_pdf
 from app.subscriptions.models import Subscription, SubscriptionItem
 
 STATES = {"made": "作成済", "pending": "未作成"}
@@ -292,93 +293,37 @@ def shipments_csv(result: Shipments) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-PDF_FONT = "HeiseiKakuGo-W5"
+PDF_HEADER = (
+    "状態", "受注番号", "コード", "顧客名", "発送先",
+    "商品名", "個数", "配送", "出荷予定日", "金額",
+)  # fmt: skip
 
 
 def shipments_pdf(result: Shipments, *, printed_at: dt.datetime) -> bytes:
     """定期発送一覧表: A4 landscape, Japanese text in reportlab's built-in CID font."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    if PDF_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(PDF_FONT))
-    cell = ParagraphStyle("cell", fontName=PDF_FONT, fontSize=8, leading=10)
-    title = ParagraphStyle("title", fontName=PDF_FONT, fontSize=14, leading=18)
-    small = ParagraphStyle("small", fontName=PDF_FONT, fontSize=9, leading=12)
-
-    def p(text: str) -> Paragraph:
-        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        return Paragraph(escaped, cell)
-
-    head = [
-        "状態",
-        "受注番号",
-        "コード",
-        "顧客名",
-        "発送先",
-        "商品名",
-        "個数",
-        "配送",
-        "出荷予定日",
-        "金額",
-    ]
-    data: list[list[object]] = [[p(h) for h in head]]
-    for r in result.rows:
-        products = "<br/>".join(
-            f"{c} {n} ×{q}".replace("&", "&amp;").replace("<", "&lt;") for c, n, q in r.products
-        )
-        data.append(
-            [
-                p(r.state_label),
-                p(r.order_number),
-                p(r.customer_code),
-                p(r.customer_name),
-                p(f"{r.ship_name} {r.ship_address}"),
-                Paragraph(products, cell),
-                p(str(r.quantity)),
-                p(r.carrier),
-                p(_ymd(r.ship_on)),
-                p(f"{r.amount:,}" if r.amount is not None else ""),
-            ]
-        )
-    buf = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buf,
-        pagesize=landscape(A4),
-        leftMargin=10 * mm,
-        rightMargin=10 * mm,
-        topMargin=10 * mm,
-        bottomMargin=10 * mm,
+    return table_pdf(
         title=f"定期発送一覧表 {_ymd(result.day)}",
-    )
-    widths = [w * mm for w in (14, 30, 20, 30, 62, 62, 10, 18, 20, 20)]
-    table = Table(data, colWidths=widths, repeatRows=1)
-    table.setStyle(
-        TableStyle(
+        heading=f"定期発送一覧表 {_ymd(result.day)}",
+        info=(
+            f"作成済 {result.made:,}件 / 未作成 {result.pending:,}件 / "
+            f"金額合計 {result.total_amount:,}円 / 印刷 {printed_at:%Y/%m/%d %H:%M}"
+        ),
+        header=PDF_HEADER,
+        rows=[
             [
-                ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-                ("BACKGROUND", (0, 0), (-1, 0), colors.Color(0.9, 0.9, 0.9)),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("ALIGN", (6, 1), (6, -1), "RIGHT"),
-                ("ALIGN", (9, 1), (9, -1), "RIGHT"),
+                r.state_label,
+                r.order_number,
+                r.customer_code,
+                r.customer_name,
+                f"{r.ship_name} {r.ship_address}",
+                "\n".join(f"{c} {n} ×{q}" for c, n, q in r.products),
+                str(r.quantity),
+                r.carrier,
+                _ymd(r.ship_on),
+                f"{r.amount:,}" if r.amount is not None else "",
             ]
-        )
+            for r in result.rows
+        ],
+        widths_mm=(14, 30, 20, 30, 62, 62, 10, 18, 20, 20),
+        right=(6, 9),
     )
-    summary = (
-        f"作成済 {result.made:,}件 / 未作成 {result.pending:,}件 / "
-        f"金額合計 {result.total_amount:,}円 / 印刷 {printed_at:%Y/%m/%d %H:%M}"
-    )
-    doc.build(
-        [
-            Paragraph(f"定期発送一覧表 {_ymd(result.day)}", title),
-            Paragraph(summary, small),
-            Spacer(1, 4 * mm),
-            table,
-        ]
-    )
-    return buf.getvalue()
