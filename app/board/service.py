@@ -15,6 +15,7 @@ from app.calls.service import caller_label
 from app.config import Settings
 from app.customers.models import Customer
 from app.db import utcnow
+from app.orders.history import VOID_STATUSES
 from app.orders.models import Order
 from app.outbound.service import DueCallback, overdue_callbacks
 from app.responses.models import Action, Response
@@ -28,7 +29,6 @@ OPERATOR_STATES = {
     "away": "離席",
     "offline": "ログオフ",
 }
-LOST_ORDER_STATUSES = ("cancelled",)
 MISSED_SHOWN = 20
 RINGING_SHOWN = 20
 
@@ -159,7 +159,7 @@ async def today_counts(session: AsyncSession) -> Counts:
     orders = (
         await session.execute(
             select(func.count(), func.coalesce(func.sum(Order.total), 0)).where(
-                Order.received_on == today, Order.status.not_in(LOST_ORDER_STATUSES)
+                Order.received_on == today, Order.status.not_in(VOID_STATUSES)
             )
         )
     ).one()

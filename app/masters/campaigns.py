@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.masters.models import CAMPAIGN_KINDS, Campaign, Product
+from app.orders.history import VOID_STATUSES
 from app.orders.models import Order
 
 
@@ -64,10 +65,10 @@ async def campaigns_on(session: AsyncSession, *, on: dt.date) -> list[Campaign]:
 
 
 async def is_new_customer(session: AsyncSession, *, customer_id: int) -> bool:
-    """No previous order (a cancelled one does not count)."""
+    """No previous order (a cancelled or returned one does not count)."""
     found = await session.scalar(
         select(Order.id)
-        .where(Order.customer_id == customer_id, Order.status != "cancelled")
+        .where(Order.customer_id == customer_id, Order.status.not_in(VOID_STATUSES))
         .limit(1)
     )
     return found is None

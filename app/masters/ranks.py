@@ -40,11 +40,11 @@ from app.audit.models import AuditLog
 from app.customers.models import Customer
 from app.db import UTCDateTime, utcnow
 from app.masters.models import Rank
+from app.orders.history import VOID_STATUSES
 from app.orders.models import Order
 
 PURPOSE = "ランク再計算"
 HISTORY_LABEL = "ランク"  # the 変更履歴 shows the key of the change as its label
-NOT_COUNTED = ("cancelled", "returned")
 _CHANGES = table(
     "rank_changes",
     column("customer_id", Integer),
@@ -76,7 +76,7 @@ async def recalculate_ranks(
             func.sum(Order.total).label("amount"),
             func.max(Order.received_on).label("last_on"),
         )
-        .where(Order.status.not_in(NOT_COUNTED))
+        .where(Order.status.not_in(VOID_STATUSES))
         .group_by(Order.customer_id)
         .subquery("counted")
     )
