@@ -393,7 +393,7 @@ async def order_submit(request: Request) -> Response:
         order=order,
         created=result.created,
         carrier_name=carrier.name if carrier else "",
-        campaigns=await service.order_campaigns(db(request), order_id=order.id),
+        campaigns=result.campaigns,
         focus="order-f1",
     )
     response = await _respond(request, customer_id, ctx)

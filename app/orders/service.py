@@ -256,6 +256,7 @@ class Draft:
 class SubmitResult:
     order: Order
     created: bool  # False: the idempotency key had made this order already
+    campaigns: list[OrderCampaign] = field(default_factory=list)  # as applied to the order
 
 
 def product_summary(items: Sequence[tuple[str, int]]) -> str:
@@ -1166,8 +1167,9 @@ async def submit_order(
                 parent_position=line.parent_position,
             )
         )
+    kept: list[OrderCampaign] = []
     for applied in draft.campaigns:
-        session.add(
+        kept.append(
             OrderCampaign(
                 order_id=order_id,
                 campaign_id=applied.campaign_id,
@@ -1177,6 +1179,7 @@ async def submit_order(
                 amount=applied.amount,
             )
         )
+        session.add(kept[-1])
         if applied.present is not None:
             session.add(
                 Present(
@@ -1240,7 +1243,7 @@ async def submit_order(
     )
     await session.flush()
     await session.refresh(order, ["lines"])
-    return SubmitResult(order=order, created=True)
+    return SubmitResult(order=order, created=True, campaigns=kept)
 
 
 async def order_campaigns(session: AsyncSession, *, order_id: int) -> list[OrderCampaign]:
@@ -1257,4 +1260,8 @@ async def _replayed(session: AsyncSession, order: Order, customer_id: int) -> Su
             {"form": "受付キーが別の顧客の受注で使われています。開き直してください。"}
         )
     await session.refresh(order, ["lines"])
-    return SubmitResult(order=order, created=False)
+    return SubmitResult(
+        order=order,
+        created=False,
+        campaigns=await order_campaigns(session, order_id=order.id),
+    )
