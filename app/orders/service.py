@@ -704,17 +704,21 @@ async def _campaigns(
     found = await campaigns_on(session, on=on)
     if not found:
         return CampaignOutcome(shipping_fee=shipping_fee)
-    new = any(c.kind == "new_customer" for c in found) and await is_new_customer(
-        session, customer_id=customer.id
-    )
+    product_ids = {x.product_id for x in lines if x.kind in ("item", "part")}
+    # Only what a rule in reach needs is read: whether the customer is new, the presents
+    # of the products on this order.
+    new = any(
+        c.kind == "new_customer" and subtotal >= c.min_subtotal for c in found
+    ) and await is_new_customer(session, customer_id=customer.id)
+    earned = [c for c in found if c.kind == "present" and c.product_id in product_ids]
     return evaluate(
         found,
-        product_ids={x.product_id for x in lines if x.kind in ("item", "part")},
+        product_ids=product_ids,
         subtotal=subtotal,
         shipping_fee=shipping_fee,
         rank_id=customer.rank_id,
         new_customer=new,
-        presents=await present_products(session, found),
+        presents=await present_products(session, earned),
     )
 
 
