@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.masters.models import CAMPAIGN_KINDS, Campaign, Product
+from app.masters.models import Campaign, Product
 from app.orders.history import VOID_STATUSES
 from app.orders.models import Order
 
@@ -33,10 +33,6 @@ class AppliedCampaign:
     present: Product | None = None
     present_quantity: int = 0
     trigger_product_id: int | None = None
-
-    @property
-    def kind_label(self) -> str:
-        return CAMPAIGN_KINDS.get(self.kind, self.kind)
 
 
 @dataclass

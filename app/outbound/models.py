@@ -17,10 +17,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
-from app.responses.models import Response
-
-# Responses left open too long (status alerts, D4): found without reading every response.
-Index("ix_responses_status_created", Response.status, Response.created_at)
 
 # Action kinds grouped as the 長期放置顧客一覧 offers them (アクション区分); "any" = 未指定.
 ACTION_GROUPS: dict[str, str] = {

@@ -27,6 +27,8 @@ class Response(Base):
     __table_args__ = (
         Index("ix_responses_customer_at", "customer_id", "responded_at"),
         Index("ix_responses_at", "responded_at"),
+        # Responses left open too long (status alerts, D4): found without reading them all.
+        Index("ix_responses_status_created", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
