@@ -44,7 +44,7 @@ class SerialLink:
         self._ser: serial.SerialBase | None = None
         self._buf = bytearray()
         self._error: BaseException | None = None
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -86,7 +86,11 @@ class SerialLink:
             self._fail(ConnectionError(f"{self.port}: device disconnected"))
             return
         self._buf += data
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _fail(self, exc: BaseException) -> None:
         if self._fd is not None and self._loop is not None:
@@ -94,7 +98,7 @@ class SerialLink:
             self._fd = None
         if self._error is None:
             self._error = exc
-        self._ready.set()
+        self._wake()
 
     def _thread_reader(self) -> None:
         ser = self._ser
@@ -112,17 +116,22 @@ class SerialLink:
 
     def _push(self, data: bytes) -> None:
         self._buf += data
-        self._ready.set()
+        self._wake()
 
     async def read(self, wait_s: float | None = None) -> bytes:
         """Return the bytes received so far, waiting up to ``wait_s`` s (``b""`` on timeout)."""
         if not self._buf and self._error is None:
-            self._ready.clear()
-            if wait_s is None:
-                await self._ready.wait()
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ready.wait(), wait_s)
+            # One future woken straight from the reader callback (no task per read, as
+            # ``asyncio.wait_for`` would make): the bytes reach the parser one loop turn later.
+            assert self._loop is not None
+            waiter = self._waiter = self._loop.create_future()
+            timer = None if wait_s is None else self._loop.call_later(wait_s, self._wake)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
         if self._buf:
             data = bytes(self._buf)
             self._buf.clear()
