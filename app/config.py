@@ -102,6 +102,7 @@ class AlertsConfig:
 class CtiConfig:
     in_process: bool = True
     ring_timeout_s: int = 60
+    async_commit: bool = True
     sources: list[SourceConfig] = field(default_factory=lambda: [SimulatorSourceConfig()])
 
 

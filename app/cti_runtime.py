@@ -17,13 +17,14 @@ import urllib.request
 from collections import OrderedDict
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.board.notify import BoardNotifier
-from app.calls.service import Delivery, expire_ringing, handle_event
+from app.calls.service import Delivery, expire_ringing, handle_event, ring_lookup_for
 from app.config import Settings, resolve_secret_key
 from app.db import transaction
 from app.hub import Hub
@@ -38,6 +39,8 @@ from cti_bridge.sources.webhook import WebhookError, parse_webhook, verify_signa
 
 log = logging.getLogger("yebisu.cti")
 
+# An event's transaction commits without waiting for the WAL flush (``cti.async_commit``).
+ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 SIGNATURE_HEADER = "X-Yebisu-Signature"
 WEBHOOK_MAX_BYTES = 64 * 1024
 
@@ -65,9 +68,13 @@ class CtiRuntime:
         self._rung: OrderedDict[tuple[str, str], None] = OrderedDict()
         # The supervisors' live board: refreshed after each event, off the pop path.
         self.board = BoardNotifier(settings, sessionmaker, hub)
+        self.lookup = ring_lookup_for(settings.database.url)
+        self._async_commit = settings.cti.async_commit and self.lookup is not None
 
     async def start(self) -> None:
         stale = float(self.settings.cti.ring_timeout_s)
+        if self.lookup is not None:
+            await self.lookup.start()
         if self.settings.cti.in_process:
             self.bridge = Bridge(build_sources(self.settings.cti.sources), self.bus)
             await self.bridge.start()
@@ -95,6 +102,8 @@ class CtiRuntime:
         await self.bus.close()
         if self.remote is not None:
             await self.remote.close()
+        if self.lookup is not None:
+            await self.lookup.stop()
 
     async def publish(self, event: CallEvent) -> None:
         await self.bus.publish(event)
@@ -108,9 +117,11 @@ class CtiRuntime:
         early = isinstance(event, CallRinging) and self._first_ring(event)
         async with transaction(self.sessionmaker) as session:
             deliveries = await handle_event(
-                session, event=event, push=self._deliver if early else None
+                session, event=event, push=self._deliver if early else None, lookup=self.lookup
             )
             await self._deliver(deliveries)
+            if self._async_commit and session.in_transaction():
+                await session.execute(ASYNC_COMMIT)
         # An inbound call that ends leaves a response to complete: 本日の対応 lists it.
         self.board.poke("response" if isinstance(event, CallEnded) else "call")
 

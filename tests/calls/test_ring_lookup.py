@@ -83,9 +83,7 @@ async def lookup(pg_url: str) -> AsyncIterator[RingLookup]:
 Seen = list[tuple[list[int], str, bool]]
 
 
-async def ring(
-    maker: async_sessionmaker[AsyncSession], call_id: str, lookup: RingLookup
-) -> Seen:
+async def ring(maker: async_sessionmaker[AsyncSession], call_id: str, lookup: RingLookup) -> Seen:
     """One first ring through the service; what was pushed, and whether the session had
     touched the database by then."""
     seen: Seen = []
