@@ -194,7 +194,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from app.demo.service import DEMO_USERS
 
         users = [(u[0], u[1], u[2]) for u in DEMO_USERS]
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc=True)
     url = f"http://{settings.server.host}:{settings.server.port}/"
     print(f"YEBISU is running at {url}")
     if users:
