@@ -5,11 +5,14 @@ Run by hand (not in CI), on PostgreSQL and Redis:
     .venv/bin/python -m bench.screen_pop --customers 1000000 --operators 200 --calls 2000
 
 It starts ``yebisu serve`` (real uvicorn, in-process bridge publishing through a Redis stream)
-with a modem source on a socat pty, connects ``--operators`` logged-in websocket clients, then
+with a modem source on a pty, connects ``--operators`` logged-in websocket clients, then
 injects calls at a steady rate two ways:
 
 * ``pty``: Hayes caller-ID bytes written to the device side of the pty (modem line, whose
-  ``--modem-operators`` operators all get the pop: the modem cannot tell the extension);
+  ``--modem-operators`` operators all get the pop: the modem cannot tell the extension).
+  ``--pty direct`` (the default) is one kernel pty pair: the bench writes the master side, the
+  modem source reads the slave like a UART, nothing in between. ``--pty socat`` puts socat's
+  relay process between two ptys, as the tests do (one more process to wake per call);
 * ``parser``: Asterisk AMI bytes (Newchannel + DialBegin to one operator's extension) fed to the
   AMI parser in this process, its events published to the same Redis stream.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import shutil
@@ -36,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tty
 import uuid
 from pathlib import Path
 from typing import Any
@@ -221,6 +226,7 @@ async def ensure_supervisors(url: str, n: int) -> list[str]:
 
 
 RUN = int(time.time())
+device_slave_fds: list[int] = []
 
 
 def ami_bytes(seq: int, number: str, extension: str) -> bytes:
@@ -317,14 +323,34 @@ async def floor(
     return out
 
 
-async def run(args: argparse.Namespace, server: Server, peer: Path, prefix: str) -> dict[str, Any]:
+class Device:
+    """The modem's side of the pty: a kernel pty master, or socat's other pty."""
+
+    def __init__(self, master_fd: int | None, peer: Path | None) -> None:
+        self.fd = master_fd
+        self.serial = serial.Serial(str(peer), timeout=0) if peer is not None else None
+
+    def write(self, data: bytes) -> None:
+        if self.serial is not None:
+            self.serial.write(data)
+        else:
+            assert self.fd is not None
+            os.write(self.fd, data)
+
+    def close(self) -> None:
+        if self.serial is not None:
+            self.serial.close()
+
+
+async def run(
+    args: argparse.Namespace, server: Server, device: Device, prefix: str
+) -> dict[str, Any]:
     operators = await ensure_operators(args.database_url, args.operators, args.modem_operators)
     numbers = sample_numbers(args.database_url, 2 * (args.calls + args.warmup) + 10)
     port = server.port
     supervisors = await ensure_supervisors(args.database_url, args.supervisors)
     clients = Clients()
     boards = BoardClients(clients.pending)
-    device = serial.Serial(str(peer), timeout=0)
     try:
         print(f"logging in {len(operators)} operators …", flush=True)
         loop = asyncio.get_running_loop()
@@ -400,25 +426,39 @@ async def run(args: argparse.Namespace, server: Server, peer: Path, prefix: str)
     return results
 
 
-def start_pty_and_server(args: argparse.Namespace, workdir: Path) -> tuple[Any, Server, Path, str]:
+def start_pty_and_server(
+    args: argparse.Namespace, workdir: Path
+) -> tuple[subprocess.Popen[bytes] | None, Server, Device, str]:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    socat = shutil.which("socat")
-    if socat is None:
-        raise SystemExit("socat is needed (apt-get install socat)")
-    dev, peer = workdir / "ttyBRIDGE", workdir / "ttyDEVICE"
-    socat_proc = subprocess.Popen(
-        [socat, f"pty,raw,echo=0,link={dev}", f"pty,raw,echo=0,link={peer}"],
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        if dev.exists() and peer.exists():
-            break
-        time.sleep(0.05)
+    socat_proc: subprocess.Popen[bytes] | None = None
+    if args.pty == "socat":
+        socat = shutil.which("socat")
+        if socat is None:
+            raise SystemExit("socat is needed (apt-get install socat)")
+        dev, peer = workdir / "ttyBRIDGE", workdir / "ttyDEVICE"
+        socat_proc = subprocess.Popen(
+            [socat, f"pty,raw,echo=0,link={dev}", f"pty,raw,echo=0,link={peer}"],
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            if dev.exists() and peer.exists():
+                break
+            time.sleep(0.05)
+        device = Device(None, peer)
+        port_name = str(dev)
+    else:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        tty.setraw(master)
+        port_name = os.ttyname(slave)
+        device = Device(master, None)
+        # The slave stays open here too, so the pty never hangs up between the source's opens.
+        device_slave_fds.append(slave)
     sources = [
         {
             "kind": "modem",
             "name": "modem",
-            "port": str(dev),
+            "port": port_name,
             "line": "modem",
             "init": [],
             # Each bench call stops ringing well before the next (a real line's previous call
@@ -440,7 +480,7 @@ def start_pty_and_server(args: argparse.Namespace, workdir: Path) -> tuple[Any, 
         port,
         workdir / "server.log",
     )
-    return socat_proc, server, peer, prefix
+    return socat_proc, server, device, prefix
 
 
 def main() -> None:
@@ -465,6 +505,12 @@ def main() -> None:
     )
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument(
+        "--pty",
+        choices=("direct", "socat"),
+        default="direct",
+        help="one kernel pty pair, or socat relaying between two ptys (as in the tests)",
+    )
+    p.add_argument(
         "--supervisors", type=int, default=50, help="supervisors with the live board open"
     )
     p.add_argument("--database-url", default=DEFAULT_URL)
@@ -475,12 +521,13 @@ def main() -> None:
         raise SystemExit("--database-url must be postgresql+psycopg://…")
     prepare_database(args.database_url, args.customers, fresh=args.fresh)
     with tempfile.TemporaryDirectory() as tmp:
-        socat_proc, server, peer, prefix = start_pty_and_server(args, Path(tmp))
+        socat_proc, server, device, prefix = start_pty_and_server(args, Path(tmp))
         try:
-            results = asyncio.run(run(args, server, peer, prefix))
+            results = asyncio.run(run(args, server, device, prefix))
         finally:
             server.stop()
-            socat_proc.terminate()
+            if socat_proc is not None:
+                socat_proc.terminate()
     pty, parser, fl = (summary(as_ms(results[k])) for k in ("pty", "parser", "floor"))
     both = summary(as_ms(results["pty"] + results["parser"]))
     print()
@@ -501,6 +548,7 @@ def main() -> None:
                 "floor_p50_ms": round(fl["p50"], 3),
                 "floor_p99_ms": round(fl["p99"], 3),
                 "ratio_p50": round(ratio, 2),
+                "pty": args.pty,
                 "pty_p50_ms": round(pty["p50"], 3),
                 "pty_p99_ms": round(pty["p99"], 3),
                 "parser_p50_ms": round(parser["p50"], 3),
