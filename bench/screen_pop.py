@@ -483,6 +483,35 @@ def start_pty_and_server(
     return socat_proc, server, device, prefix
 
 
+def database_memory(url: str, *, prewarm: bool) -> dict[str, Any]:
+    """Whether PostgreSQL's buffers can hold the database (else many look-ups read the disk:
+    a machine's page cache may be reclaimed within minutes); ``prewarm`` loads every table and
+    index into them first (``pg_prewarm``)."""
+    with psycopg.connect(pg_dsn(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_setting('shared_buffers'), "
+            "pg_size_bytes(current_setting('shared_buffers')), "
+            "pg_database_size(current_database())"
+        ).fetchone()
+        assert row is not None
+        shown, buffers, size = row
+        print(f"shared_buffers {shown}, database {size / 2**30:.2f} GiB", flush=True)
+        if buffers < size:
+            print("  the database does not fit: look-ups may read the disk", flush=True)
+        warmed = False
+        if prewarm:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+            t0 = time.perf_counter()
+            conn.execute(
+                "SELECT sum(pg_prewarm(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')"
+            )
+            print(f"  prewarmed in {time.perf_counter() - t0:.1f} s", flush=True)
+            warmed = True
+    return {"shared_buffers": shown, "database_bytes": size, "prewarmed": warmed}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--customers", type=int, default=100_000)
@@ -514,12 +543,18 @@ def main() -> None:
         "--supervisors", type=int, default=50, help="supervisors with the live board open"
     )
     p.add_argument("--database-url", default=DEFAULT_URL)
+    p.add_argument(
+        "--prewarm",
+        action="store_true",
+        help="load the database into PostgreSQL's buffers first (pg_prewarm)",
+    )
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--fresh", action="store_true", help="regenerate the demo data")
     args = p.parse_args()
     if not args.database_url.startswith("postgresql+psycopg://"):
         raise SystemExit("--database-url must be postgresql+psycopg://…")
     prepare_database(args.database_url, args.customers, fresh=args.fresh)
+    memory = database_memory(args.database_url, prewarm=args.prewarm)
     with tempfile.TemporaryDirectory() as tmp:
         socat_proc, server, device, prefix = start_pty_and_server(args, Path(tmp))
         try:
@@ -557,6 +592,7 @@ def main() -> None:
                 "customers": args.customers,
                 "operators": args.operators,
                 "supervisors": args.supervisors,
+                **memory,
                 "board_p50_ms": round(board["p50"], 3),
                 "board_p95_ms": round(board["p95"], 3),
                 "board_p99_ms": round(board["p99"], 3),
