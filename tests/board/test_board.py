@@ -101,7 +101,9 @@ def test_board_is_for_supervisors(client: Any, make_staff: Callable[..., int]) -
         assert exc.code == 4403
 
 
-async def _seed_alerts(url: str, customer_id: int, staff_id: int) -> None:
+async def _seed_alerts(url: str, customer_id: int, staff_id: int) -> dt.datetime:
+    """An overdue call-back and an overdue open claim 3 hours old, and a done response now;
+    returns when the old ones happened."""
     engine = make_engine(url)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     try:
@@ -139,6 +141,7 @@ async def _seed_alerts(url: str, customer_id: int, staff_id: int) -> None:
             )
     finally:
         await engine.dispose()
+    return old
 
 
 def test_alerts_on_the_top_screen_and_todays_responses(
@@ -150,14 +153,16 @@ def test_alerts_on_the_top_screen_and_todays_responses(
     assert login(client, "koga").status_code == 303
     home = client.get("/").text
     assert "期限を過ぎた項目はありません" in home
-    run_async(_seed_alerts(database_url, cid, koga))
+    old = run_async(_seed_alerts(database_url, cid, koga))
+    # Between 00:00 and 03:00 JST the claim of 3 hours ago is on yesterday's list.
+    old_day = old.astimezone(dt.timezone(dt.timedelta(hours=9))).strftime("%Y/%m/%d")
     home = client.get("/").text
     assert "コールバック【遅延】" in home and "03-1234-5678" in home
     assert "対応未完了【遅延】" in home and "北田 君子" in home
     today = client.get("/responses/today")
     assert today.status_code == 200
     assert "送料について" in today.text
-    only_claims = client.get("/responses/today", params={"cat": "クレーム"}).text
+    only_claims = client.get("/responses/today", params={"cat": "クレーム", "date": old_day}).text
     assert "送料について" not in only_claims and "未完了" in only_claims
     by_other = client.get("/responses/today", params={"staff": "999"}).text
     assert "該当する対応履歴はありません" in by_other
