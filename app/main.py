@@ -80,8 +80,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 
 def _freeze_startup_objects() -> None:
     """Move what start-up made (modules, templates, number metadata, the pool) out of the
-    collector's reach: a full collection then scans only what was made since, ~1 ms instead of
-    ~100 ms that would stall a pop (as Instagram does with ``gc.freeze``)."""
+    collector's reach: a full collection then scans only what was made since (16–35 ms with
+    250 websockets on the bench machine, against ~120 ms for everything), and the pop it
+    stalls waits that much less (as Instagram does with ``gc.freeze``)."""
     from app.web import templates
     from cti_bridge.numbers import display_national
 

@@ -7,9 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,13 +20,9 @@ from app.calls.models import Call
 from app.calls.presence import set_presence
 from app.db import make_engine, make_sessionmaker, transaction
 from tests.calls.test_call_service import add_customer, ringing
-from tests.conftest import need
+from tests.conftest import _pg_admin, need
 
 pytestmark = pytest.mark.postgres
-
-
-def _admin(url: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +32,12 @@ def pg_template() -> Iterator[str]:
     base = os.environ.get("YEBISU_TEST_DATABASE_URL", "")
     need(bool(base), "PostgreSQL (YEBISU_TEST_DATABASE_URL)")
     name = f"yebisu_lk_{uuid.uuid4().hex[:10]}"
-    with _admin(base) as conn:
+    with _pg_admin(base) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = f"{base.rpartition('/')[0]}/{name}"
     upgrade(url)
     yield url
-    with _admin(base) as conn:
+    with _pg_admin(base) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -51,10 +45,10 @@ def pg_template() -> Iterator[str]:
 def pg_url(pg_template: str) -> Iterator[str]:
     base, _, tpl = pg_template.rpartition("/")
     name = f"yebisu_lt_{uuid.uuid4().hex[:10]}"
-    with _admin(pg_template.rpartition("/")[0] + "/postgres") as conn:
+    with _pg_admin(pg_template.rpartition("/")[0] + "/postgres") as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
     yield f"{base}/{name}"
-    with _admin(pg_template.rpartition("/")[0] + "/postgres") as conn:
+    with _pg_admin(pg_template.rpartition("/")[0] + "/postgres") as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -99,7 +93,7 @@ async def ring(maker: async_sessionmaker[AsyncSession], call_id: str, lookup: Ri
 
 
 def lookup_backends(url: str) -> list[int]:
-    with _admin(url) as conn:
+    with _pg_admin(url) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
             (APPLICATION_NAME, url.rpartition("/")[2]),
@@ -132,7 +126,7 @@ async def test_lost_connections_fall_back_to_the_session_and_come_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(lookup_module, "RETRY_S", 0.05)
-    with _admin(pg_url) as conn:
+    with _pg_admin(pg_url) as conn:
         for pid in lookup_backends(pg_url):
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
     # Each of the two dead connections is found out by one call; both calls still pop.
