@@ -248,7 +248,21 @@
     }
   });
 
-  // A doubled Enter or F1 must not answer はい before the confirmation could be read.
+  // A doubled Enter or F1 must not answer はい before the confirmation could be read: a
+  // question (入力確認, 再注文) answers only after a moment, whether it came by htmx or as a
+  // whole page (a reload, or a link followed before htmx had bound it).
+  function armIfAsking() {
+    var entry = byId("order-entry");
+    var view = entry && entry.getAttribute("data-view");
+    if (view !== "confirm" && view !== "reorder") return;
+    entry.setAttribute("data-armed", "0");
+    setTimeout(function () { entry.setAttribute("data-armed", "1"); }, 400);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", armIfAsking);
+  } else {
+    armIfAsking();
+  }
   document.addEventListener("click", function (event) {
     var entry = byId("order-entry");
     var yes = event.target.closest && event.target.closest("#order-f1");
@@ -324,11 +338,7 @@
     var settled = event.target;
     var entry = byId("order-entry");
     var view = entry && entry.getAttribute("data-view");
-    if ((view === "confirm" || view === "reorder") && settled &&
-        (settled === entry || settled.contains(entry))) {
-      entry.setAttribute("data-armed", "0"); // はい answers only after a moment
-      setTimeout(function () { entry.setAttribute("data-armed", "1"); }, 400);
-    }
+    if (settled && entry && (settled === entry || settled.contains(entry))) armIfAsking();
     if (pendingFocus) {
       var el = byId(pendingFocus);
       if (el) { pendingFocus = ""; focusField(el); }

@@ -148,6 +148,8 @@ def test_a_whole_call_from_pop_to_order_by_keyboard(
     keys.press("F1")
     page.get_by_text("受注入力を行いますか？").wait_for()
     wait_focus(page, "order-f1")
+    # はい answers once the question has been shown a moment (a doubled key does not count).
+    page.locator('#order-entry[data-view="reorder"][data-armed="1"]').wait_for()
     keys.press("Enter")
     wait_focus(page, "line-2-code")
     assert page.input_value("#line-0-code") == "10001"
