@@ -69,6 +69,8 @@ def test_add_a_phone_by_keyboard_look_up_the_postcode_and_save_with_f1(
     assert "電話番号を追加" in focused(page)["text"]
 
     # 郵便番号 + Enter fills 県名・市町村名・番地; the cursor waits in 番地 for the number.
+    lookups: list[str] = []
+    page.on("request", lambda r: "/postcode?" in r.url and lookups.append(r.url))
     page.fill("#detail-postcode", "8400806")
     page.press("#detail-postcode", "Enter")
     page.wait_for_function("document.activeElement.id === 'detail-street'")
@@ -83,7 +85,15 @@ def test_add_a_phone_by_keyboard_look_up_the_postcode_and_save_with_f1(
     page.press("#detail-postcode", "Enter")
     page.locator("#detail-postcode-msg", has_text="見つかりません").wait_for()
     assert page.locator("#detail-street").input_value() == "神園3-2"
+    # one look-up per Enter: the cursor leaving the postcode for 番地 does not ask again
+    assert ["postcode=8400806" in u for u in lookups] == [True, False], lookups
+    # Leaving the field with Tab looks a changed postcode up too; what was typed is kept.
     page.fill("#detail-postcode", "840-0806")
+    page.keyboard.press("Tab")
+    page.locator("#detail-postcode-msg", has_text="見つかりません").wait_for(state="detached")
+    assert page.locator("#detail-postcode-msg").inner_text() == ""
+    assert len(lookups) == 3 and "postcode=840-0806" in lookups[2]
+    assert page.locator("#detail-street").input_value() == "神園3-2"
 
     # F1 登録: saved, and the header shows the new phone.
     page.keyboard.press("F1")
