@@ -3,6 +3,12 @@
 // or a URL (starting with "/") to open.
 (function () {
   "use strict";
+  // New content is bound by htmx only when it settles; a key pressed before that must still
+  // take the htmx path, not follow a plain link (a whole page) or do nothing.
+  function press(el) {
+    if (window.htmx) window.htmx.process(el);
+    el.click();
+  }
   function act(button) {
     var target = button.getAttribute("data-target") || "";
     if (target.charAt(0) === "/") {
@@ -16,7 +22,7 @@
         el.focus();
         if (el.select) el.select();
       } else {
-        el.click();
+        press(el);
       }
     }
   }
@@ -30,7 +36,7 @@
     if (!buttons.length) return;
     event.preventDefault();
     var button = buttons[buttons.length - 1];
-    if (button.hasAttribute("data-target")) act(button); else button.click();
+    if (button.hasAttribute("data-target")) act(button); else press(button);
   });
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-fkey][data-target]");
