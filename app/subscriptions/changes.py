@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import record
 from app.customers.models import Customer, ShipTo
 from app.masters.models import CancelReason, Carrier, Product, ShippingRate
+from app.orders.models import Order
 from app.orders.pricing import PriceLine, quote
 from app.orders.service import INTERVALS, PAYMENT_METHODS
 from app.responses.service import save_response
@@ -31,7 +32,7 @@ from app.subscriptions.service import (
     month_day,
     next_due,
 )
-from app.subscriptions.terms import Terms, subscription_terms
+from app.subscriptions.terms import CancelTerms, PendingDelivery, Terms, subscription_terms
 from app.web import JST
 
 MAX_ITEMS = 10
@@ -470,6 +471,7 @@ class ChangePlan:
     changes: dict[str, Any]  # for the customer's history: label -> [old, new]
     terms: Terms | None
     reason_name: str = ""
+    cancel_terms: CancelTerms | None = None
 
 
 async def _items(session: AsyncSession, sub: Subscription) -> list[tuple[Product, int, int]]:
@@ -616,7 +618,27 @@ async def plan_change(
             "状態": ["継続" if sub.status == "active" else "休止中", "解約"],
             "解約理由": text,
         }
-        return ChangePlan(data.op, summary, values, changes, None, reason.name)
+        pending = [
+            PendingDelivery(number, ship_on)
+            for number, ship_on in await session.execute(
+                select(Order.number, Order.ship_on)
+                .where(
+                    Order.subscription_id == sub.id,
+                    Order.status == "confirmed",
+                    or_(Order.ship_on.is_(None), Order.ship_on >= today),
+                )
+                .order_by(Order.ship_on, Order.id)
+            )
+        ]
+        return ChangePlan(
+            data.op,
+            summary,
+            values,
+            changes,
+            None,
+            reason.name,
+            CancelTerms(next_date=sub.next_date, pending=pending),
+        )
     nxt_date: dt.date = values["next_date"]
     changes.setdefault("次回配送日", [f"{current:%Y/%m/%d}", f"{nxt_date:%Y/%m/%d}"])
     if "次回配送日" in changes and changes["次回配送日"][0] == changes["次回配送日"][1]:

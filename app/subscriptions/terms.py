@@ -23,6 +23,23 @@ class Terms:
     cancel_text: str = CANCEL_TEXT
 
 
+@dataclass(frozen=True)
+class PendingDelivery:
+    """An order the subscription has already made that has not shipped yet."""
+
+    number: str
+    ship_on: dt.date | None
+
+
+@dataclass(frozen=True)
+class CancelTerms:
+    """What is read to the customer before a cancellation: the deliveries that stop, the ones
+    already arranged that a cancellation does not stop, and the alternatives."""
+
+    next_date: dt.date | None  # the first delivery that will not come
+    pending: list[PendingDelivery] = field(default_factory=list)
+
+
 def subscription_terms(
     *,
     interval_unit: str,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.models import AuditLog
 from app.config import Settings
 from app.masters.models import CancelReason
+from app.orders.models import Order
 from app.responses.models import Response
 from app.web import JST
 from tests.conftest import csrf_of, login
@@ -242,6 +243,44 @@ def test_a_change_on_a_stale_screen_is_refused(
     assert page.status_code == 409
     assert "他の担当者がこの定期を変更しました" in page.text
     assert len(_responses(database_url)) == 1
+
+
+def test_cancel_confirmation_names_the_delivery_already_arranged(
+    client: Any, database_url: str, make_staff: Any
+) -> None:
+    cid = _setup(client, database_url, make_staff)
+    reason = _reason(database_url)
+    day = today()
+    sid = add_subscription(database_url, customer_id=cid, next_date=day, day=min(day.day, 28))
+    run(database_url, day)  # today's delivery is ordered, not shipped yet
+    [arranged] = orders_of(database_url, sid)
+    after = subscription(database_url, sid).next_date
+    assert arranged.status == "confirmed" and after is not None and after > day
+
+    form = {
+        "csrf_token": csrf_of(client),
+        "version": str(subscription_version(client, cid, sid)),
+        "op": "cancel",
+        "reason": str(reason),
+        "step": "confirm",
+    }
+    confirm = client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
+    assert confirm.status_code == 200
+    terms = confirm.text.split('id="subscription-cancel-terms"', 1)[1].split("</section>", 1)[0]
+    assert f"{after:%Y/%m/%d} のお届け予定分から、以降のお届けはございません" in terms
+    assert f"受注番号 {arranged.number}" in terms and "この解約では止まりません" in terms
+    assert subscription(database_url, sid).status == "active"  # nothing written yet
+
+    async def ship(s: AsyncSession) -> None:
+        order = await s.get(Order, arranged.id)
+        assert order is not None
+        order.status = "shipped"
+
+    in_db(database_url, ship)
+    confirm = client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
+    assert confirm.status_code == 200
+    assert "この解約では止まりません" not in confirm.text
+    assert "お届け予定分から、以降のお届けはございません" in confirm.text
 
 
 def test_cancel_needs_a_reason(client: Any, database_url: str, make_staff: Any) -> None:
