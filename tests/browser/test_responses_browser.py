@@ -83,3 +83,47 @@ def test_response_with_faq_answer_entered_by_keyboard(
     page.reload()
     assert page.input_value("#rf-from") == "2015/01/01"
     assert page.locator("#response-list tbody tr", has_text="説明書を郵送").count() == 1
+
+
+def test_todays_responses_update_live_for_the_filter_on_screen(
+    live_server_factory: Callable[..., Any],
+    new_page: Callable[[], Any],
+    make_staff: Callable[..., int],
+    database_url: str,
+) -> None:
+    cid = add_customer(database_url, "佐賀 太郎", "サガ タロウ", "0952-32-6611")
+    add_masters(database_url)
+    make_staff("koga", name="古賀 雅美", extension="201")
+    make_staff("leader", name="中島 由紀", role="supervisor")
+    server = live_server_factory()
+
+    # The supervisor watches today's クレーム.
+    board = new_page()
+    board.add_init_script(
+        "document.addEventListener('htmx:wsOpen', () => { window.__wsOpen = true; });"
+    )
+    log_in(board, server.url, "leader")
+    board.goto(f"{server.url}/responses/today?cat=クレーム")
+    board.locator("#today-list", has_text="該当する対応履歴はありません。").wait_for()
+    board.wait_for_function("window.__wsOpen === true")
+
+    operator = new_page()
+    log_in(operator, server.url, "koga")
+
+    def respond(category: str, content: str) -> None:
+        operator.goto(f"{server.url}/customers/{cid}/responses")
+        operator.select_option("#response-category", category)
+        operator.fill("#response-content", content)
+        operator.keyboard.press("F1")
+        operator.locator("#response-entry .notice", has_text="対応履歴を登録しました。").wait_for()
+
+    # An inquiry is not a complaint: the list on the board stays empty.
+    respond("問合せ", "届く日を知りたい")
+    # A complaint appears on the board without a reload, after the inquiry was saved.
+    respond("クレーム", "箱が潰れて届いた")
+    row = board.locator("#today-list tbody tr", has_text="箱が潰れて届いた")
+    row.wait_for()
+    assert "古賀 雅美" in row.inner_text() and "佐賀 太郎" in row.inner_text()
+    assert board.locator("#today-list tbody tr").count() == 1
+    assert "届く日を知りたい" not in board.locator("#today-list").inner_text()
+    assert board.input_value("#today-cat") == "クレーム"
