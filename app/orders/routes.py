@@ -217,8 +217,12 @@ async def _posted(request: Request) -> tuple[int, Call | None, DraftInput] | Res
     assert staff is not None
     session = db(request)
     customer_id = int(request.path_params["customer_id"])
-    if await session.get(Customer, customer_id) is None:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
         return Response("顧客が見つかりません。", status_code=404)
+    # Held for the request: the session's identity map is weak, and the draft reads the
+    # customer again (by primary key: from the map while it is held, without a query).
+    request.state.customer = customer
     call = await current_call(
         session, call_id=call_param(request), staff_id=staff.id, customer_id=customer_id
     )
@@ -385,14 +389,17 @@ async def order_submit(request: Request) -> Response:
         )
         return await _respond(request, customer_id, ctx, status=400)
     order = result.order
-    carrier = await db(request).get(Carrier, order.carrier_id) if order.carrier_id else None
+    carrier_name = result.carrier_name
+    if carrier_name is None:
+        carrier = await db(request).get(Carrier, order.carrier_id) if order.carrier_id else None
+        carrier_name = carrier.name if carrier else ""
     ctx = _context(
         customer_id,
         call,
         view="done",
         order=order,
         created=result.created,
-        carrier_name=carrier.name if carrier else "",
+        carrier_name=carrier_name,
         campaigns=result.campaigns,
         focus="order-f1",
     )

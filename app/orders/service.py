@@ -23,6 +23,7 @@ from sqlalchemy import String, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.service import record
 from app.config import OrdersConfig
@@ -257,6 +258,7 @@ class SubmitResult:
     order: Order
     created: bool  # False: the idempotency key had made this order already
     campaigns: list[OrderCampaign] = field(default_factory=list)  # as applied to the order
+    carrier_name: str | None = None  # known when the order was made now (else look it up)
 
 
 def product_summary(items: Sequence[tuple[str, int]]) -> str:
@@ -1145,18 +1147,18 @@ async def submit_order(
         insert(Order)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Order.id)
+        .returning(Order)
     )
-    order_id = (await session.execute(stmt)).scalar_one_or_none()
-    if order_id is None:  # the same key won a moment ago, in another request
+    order = (await session.scalars(stmt)).one_or_none()
+    if order is None:  # the same key won a moment ago, in another request
         existing = await _order_by_key(session, key)
         assert existing is not None
         return await _replayed(session, existing, customer_id)
-    order = await session.get(Order, order_id)
-    assert order is not None
+    order_id = order.id
     order.number = f"{draft.received_on:%Y%m%d}-{order_id:07d}"
+    lines: list[OrderLine] = []
     for line in draft.lines:
-        session.add(
+        lines.append(
             OrderLine(
                 order_id=order_id,
                 position=line.position,
@@ -1171,6 +1173,7 @@ async def submit_order(
                 parent_position=line.parent_position,
             )
         )
+    session.add_all(lines)
     kept: list[OrderCampaign] = []
     for applied in draft.campaigns:
         kept.append(
@@ -1246,8 +1249,9 @@ async def submit_order(
         },
     )
     await session.flush()
-    await session.refresh(order, ["lines"])
-    return SubmitResult(order=order, created=True, campaigns=kept)
+    # The lines just written are the order's lines: no need to read them back.
+    set_committed_value(order, "lines", sorted(lines, key=lambda x: x.position))
+    return SubmitResult(order=order, created=True, campaigns=kept, carrier_name=draft.carrier_name)
 
 
 async def order_campaigns(session: AsyncSession, *, order_id: int) -> list[OrderCampaign]:
