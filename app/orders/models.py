@@ -14,7 +14,8 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         Index("ix_orders_customer_received", "customer_id", "received_on"),
-        Index("ix_orders_received", "received_on"),
+        # 受注一覧's order (newest 受付日, then entry time): its page is read off the index.
+        Index("ix_orders_received", "received_on", "created_at", "id"),
         # A subscription makes exactly one order per due date, enforced by the database.
         UniqueConstraint("subscription_id", "subscription_due_on"),
     )
