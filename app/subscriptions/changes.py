@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
@@ -618,16 +618,19 @@ async def plan_change(
             "状態": ["継続" if sub.status == "active" else "休止中", "解約"],
             "解約理由": text,
         }
+        # Made already and not yet with the customer (by its お届け予定日, else 出荷予定日):
+        # the cancellation does not stop it.
+        arrives = func.coalesce(Order.deliver_on, Order.ship_on)
         pending = [
-            PendingDelivery(number, ship_on)
-            for number, ship_on in await session.execute(
-                select(Order.number, Order.ship_on)
+            PendingDelivery(number, deliver_on, ship_on)
+            for number, deliver_on, ship_on in await session.execute(
+                select(Order.number, Order.deliver_on, Order.ship_on)
                 .where(
                     Order.subscription_id == sub.id,
-                    Order.status == "confirmed",
-                    or_(Order.ship_on.is_(None), Order.ship_on >= today),
+                    Order.status.in_(("confirmed", "shipped")),
+                    or_(arrives.is_(None), arrives >= today),
                 )
-                .order_by(Order.ship_on, Order.id)
+                .order_by(Order.id)
             )
         ]
         return ChangePlan(
@@ -637,7 +640,7 @@ async def plan_change(
             changes,
             None,
             reason.name,
-            CancelTerms(next_date=sub.next_date, pending=pending),
+            CancelTerms(next_date=sub.next_date, paused=sub.status == "paused", pending=pending),
         )
     nxt_date: dt.date = values["next_date"]
     changes.setdefault("次回配送日", [f"{current:%Y/%m/%d}", f"{nxt_date:%Y/%m/%d}"])

@@ -25,18 +25,20 @@ class Terms:
 
 @dataclass(frozen=True)
 class PendingDelivery:
-    """An order the subscription has already made that has not shipped yet."""
+    """An order the subscription has already made that has not reached the customer yet."""
 
     number: str
+    deliver_on: dt.date | None  # お届け予定日 (else the 出荷予定日 below)
     ship_on: dt.date | None
 
 
 @dataclass(frozen=True)
 class CancelTerms:
     """What is read to the customer before a cancellation: the deliveries that stop, the ones
-    already arranged that a cancellation does not stop, and the alternatives."""
+    already on their way that a cancellation does not stop, and the alternatives."""
 
-    next_date: dt.date | None  # the first delivery that will not come
+    next_date: dt.date | None  # 次回配送日: the first delivery that will not come
+    paused: bool = False
     pending: list[PendingDelivery] = field(default_factory=list)
 
 

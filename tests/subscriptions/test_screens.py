@@ -267,20 +267,57 @@ def test_cancel_confirmation_names_the_delivery_already_arranged(
     confirm = client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
     assert confirm.status_code == 200
     terms = confirm.text.split('id="subscription-cancel-terms"', 1)[1].split("</section>", 1)[0]
-    assert f"{after:%Y/%m/%d} のお届け予定分から、以降のお届けはございません" in terms
+    assert f"次回配送日（{after:%Y/%m/%d}）以降のお届けはございません" in terms
     assert f"受注番号 {arranged.number}" in terms and "この解約では止まりません" in terms
+    assert arranged.deliver_on is not None
+    assert f"お届け予定日 {arranged.deliver_on:%Y/%m/%d}" in terms
+    assert "スキップ" in terms and "休止" in terms
     assert subscription(database_url, sid).status == "active"  # nothing written yet
 
-    async def ship(s: AsyncSession) -> None:
+    # Shipped but still on its way: still read out. Delivered (yesterday): not any more.
+    async def set_order(s: AsyncSession, **values: Any) -> None:
         order = await s.get(Order, arranged.id)
         assert order is not None
-        order.status = "shipped"
+        for k, v in values.items():
+            setattr(order, k, v)
 
-    in_db(database_url, ship)
+    in_db(database_url, lambda s: set_order(s, status="shipped"))
+    confirm = client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
+    assert f"受注番号 {arranged.number}" in confirm.text
+    yesterday = day - dt.timedelta(days=1)
+    in_db(database_url, lambda s: set_order(s, ship_on=yesterday, deliver_on=yesterday))
     confirm = client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
     assert confirm.status_code == 200
     assert "この解約では止まりません" not in confirm.text
-    assert "お届け予定分から、以降のお届けはございません" in confirm.text
+    assert "以降のお届けはございません" in confirm.text
+
+
+def test_cancelling_a_paused_subscription_offers_to_stay_paused(
+    client: Any, database_url: str, make_staff: Any
+) -> None:
+    cid = _setup(client, database_url, make_staff)
+    reason = _reason(database_url)
+    until = today().replace(day=28) + dt.timedelta(days=40)
+    sid = add_subscription(
+        database_url,
+        customer_id=cid,
+        next_date=until + dt.timedelta(days=10),
+        status="paused",
+        paused_until=until,
+    )
+    confirm = client.post(
+        f"/customers/{cid}/subscriptions/{sid}",
+        data={
+            "csrf_token": csrf_of(client),
+            "version": str(subscription_version(client, cid, sid)),
+            "op": "cancel",
+            "reason": str(reason),
+            "step": "confirm",
+        },
+    )
+    assert confirm.status_code == 200
+    assert "休止のままお待ちいただくこともできます" in confirm.text
+    assert "スキップ" not in confirm.text.split('id="subscription-cancel-terms"', 1)[1]
 
 
 def test_cancel_needs_a_reason(client: Any, database_url: str, make_staff: Any) -> None:
