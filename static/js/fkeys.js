@@ -3,11 +3,23 @@
 // or a URL (starting with "/") to open.
 (function () {
   "use strict";
-  // New content is bound by htmx only when it settles; a key pressed before that must still
-  // take the htmx path, not follow a plain link (a whole page) or do nothing.
+  // New content is bound by htmx only when it settles (until then it carries htmx-added): a key
+  // pressed before that is pressed once it has, so it takes the htmx path instead of following
+  // a plain link or posting a form as a whole page.
   function press(el) {
-    if (window.htmx) window.htmx.process(el);
-    el.click();
+    if (!window.htmx || !el.closest(".htmx-added")) {
+      el.click();
+      return;
+    }
+    var done = false;
+    function go() {
+      if (done) return;
+      done = true;
+      document.removeEventListener("htmx:afterSettle", go);
+      if (el.isConnected) el.click();
+    }
+    document.addEventListener("htmx:afterSettle", go);
+    setTimeout(go, 1000); // a settle that never comes must not swallow the key
   }
   function act(button) {
     var target = button.getAttribute("data-target") || "";

@@ -337,7 +337,6 @@
   document.addEventListener("htmx:afterSettle", function (event) {
     var settled = event.target;
     var entry = byId("order-entry");
-    var view = entry && entry.getAttribute("data-view");
     if (settled && entry && (settled === entry || settled.contains(entry))) armIfAsking();
     if (pendingFocus) {
       var el = byId(pendingFocus);
