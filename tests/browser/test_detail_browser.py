@@ -166,3 +166,27 @@ def test_two_browsers_editing_the_same_customer(
     koga.keyboard.press("F1")
     koga.locator(".detail-notice", has_text="保存しました").wait_for()
     assert koga.locator("#monitor-head .customer-name").inner_text() == "佐賀 太一"
+
+
+def test_a_function_key_pressed_before_htmx_has_bound_the_tab_still_takes_the_htmx_path(
+    live_server_factory: Callable[..., Any],
+    new_page: Callable[[], Any],
+    make_staff: Callable[..., int],
+    database_url: str,
+) -> None:
+    cid = add_customer(database_url, "佐賀 太郎", "サガ タロウ", "0952-32-6611")
+    make_staff("koga", name="古賀 雅美", extension="201")
+    server = live_server_factory()
+    page = new_page()
+    log_in(page, server.url, "koga")
+    page.goto(f"{server.url}/customers/{cid}/responses")
+    page.locator("#response-content").wait_for()
+    # A slow machine: new content stays unbound for 600 ms after it appears.
+    page.evaluate("htmx.config.defaultSettleDelay = 600; window.__samePage = true")
+
+    page.keyboard.press("F2")  # 顧客詳細
+    page.locator(".htmx-added #detail-save").wait_for()
+    page.keyboard.press("F1")  # 登録, at once
+    page.locator(".detail-notice", has_text="変更はありませんでした。").wait_for()
+    # saved through htmx, inside the same page (a native form post would have reloaded it)
+    assert page.evaluate("window.__samePage === true")
