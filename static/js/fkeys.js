@@ -12,8 +12,9 @@
       return;
     }
     var done = false;
-    function go() {
-      if (done) return;
+    function go(event) {
+      // another swap's settle: this content is not bound yet
+      if (done || (event && el.closest(".htmx-added"))) return;
       done = true;
       document.removeEventListener("htmx:afterSettle", go);
       if (el.isConnected) el.click();
