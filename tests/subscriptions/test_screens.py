@@ -172,6 +172,23 @@ def subscription_version(client: Any, cid: int, sid: int) -> int:
     return int(m.group(1))
 
 
+def _cancel_confirm(client: Any, cid: int, sid: int, reason: int) -> Any:
+    """解約の確認 for ``sid`` with ``reason`` (nothing saved)."""
+    form = {
+        "csrf_token": csrf_of(client),
+        "version": str(subscription_version(client, cid, sid)),
+        "op": "cancel",
+        "reason": str(reason),
+        "step": "confirm",
+    }
+    return client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
+
+
+def _cancel_terms(html: str) -> str:
+    """The 解約 confirmation's section of what to read to the customer."""
+    return html.split('id="subscription-cancel-terms"', 1)[1].split("</section>", 1)[0]
+
+
 def test_interval_skip_pause_resume_and_cancel(
     client: Any, database_url: str, make_staff: Any
 ) -> None:
@@ -257,16 +274,9 @@ def test_cancel_confirmation_names_the_delivery_already_arranged(
     after = subscription(database_url, sid).next_date
     assert arranged.status == "confirmed" and after is not None and after > day
 
-    form = {
-        "csrf_token": csrf_of(client),
-        "version": str(subscription_version(client, cid, sid)),
-        "op": "cancel",
-        "reason": str(reason),
-        "step": "confirm",
-    }
-    confirm = client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
+    confirm = _cancel_confirm(client, cid, sid, reason)
     assert confirm.status_code == 200
-    terms = confirm.text.split('id="subscription-cancel-terms"', 1)[1].split("</section>", 1)[0]
+    terms = _cancel_terms(confirm.text)
     assert f"次回配送日（{after:%Y/%m/%d}）以降のお届けはございません" in terms
     assert f"受注番号 {arranged.number}" in terms and "この解約では止まりません" in terms
     assert arranged.deliver_on is not None
@@ -282,11 +292,11 @@ def test_cancel_confirmation_names_the_delivery_already_arranged(
             setattr(order, k, v)
 
     in_db(database_url, lambda s: set_order(s, status="shipped"))
-    confirm = client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
+    confirm = _cancel_confirm(client, cid, sid, reason)
     assert f"受注番号 {arranged.number}" in confirm.text
     yesterday = day - dt.timedelta(days=1)
     in_db(database_url, lambda s: set_order(s, ship_on=yesterday, deliver_on=yesterday))
-    confirm = client.post(f"/customers/{cid}/subscriptions/{sid}", data=form)
+    confirm = _cancel_confirm(client, cid, sid, reason)
     assert confirm.status_code == 200
     assert "この解約では止まりません" not in confirm.text
     assert "以降のお届けはございません" in confirm.text
@@ -305,19 +315,10 @@ def test_cancelling_a_paused_subscription_offers_to_stay_paused(
         status="paused",
         paused_until=until,
     )
-    confirm = client.post(
-        f"/customers/{cid}/subscriptions/{sid}",
-        data={
-            "csrf_token": csrf_of(client),
-            "version": str(subscription_version(client, cid, sid)),
-            "op": "cancel",
-            "reason": str(reason),
-            "step": "confirm",
-        },
-    )
+    confirm = _cancel_confirm(client, cid, sid, reason)
     assert confirm.status_code == 200
     assert "休止のままお待ちいただくこともできます" in confirm.text
-    assert "スキップ" not in confirm.text.split('id="subscription-cancel-terms"', 1)[1]
+    assert "スキップ" not in _cancel_terms(confirm.text)
 
 
 def test_cancel_needs_a_reason(client: Any, database_url: str, make_staff: Any) -> None:
