@@ -1,5 +1,6 @@
 """Browser: a subscription registered in the monitor's 定期情報 (with the terms read before
-確定) appears in 定期発送一覧 for its date, and 実行 turns it into an order."""
+確定) appears in 定期発送一覧 for its date, 実行 turns it into an order, and a 解約 then reads
+out that delivery as still coming."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from app.masters.models import CancelReason
 from app.web import JST
 from tests.browser.pages import log_in, wait_focus
 from tests.factories import add_customer, add_masters
+from tests.orders.test_history import in_db
 
 pytestmark = pytest.mark.browser
 
@@ -70,3 +73,21 @@ def test_subscription_from_the_monitor_is_shipped_by_the_run(
     text = made.inner_text()
     assert "北田 君子" in text and "10001 健康トニック" in text
     assert page.locator(".job-progress.job-done").count() == 1
+
+    # 解約 the next day's way: the order just made is read out as still coming, then 確定.
+    async def reason(s: Any) -> None:
+        s.add(CancelReason(code="C01", name="飲みきれない", kind="cancel", sort_order=1))
+
+    in_db(database_url, reason)
+    page.goto(f"{server.url}/customers/{cid}/subscriptions")
+    page.click("#subscriptions a.to-change")
+    page.select_option("#chg-reason", label="飲みきれない")
+    page.click("#chg-cancel-submit")
+    terms = page.locator("#subscription-cancel-terms")
+    terms.wait_for()
+    said = terms.inner_text()
+    assert "この解約では止まりません" in said and "受注番号" in said
+    assert "以降のお届けはございません" in said
+    page.click("#subscription-change-save")
+    page.locator("#subscription-notice", has_text="解約").wait_for()
+    assert "解約" in page.locator("#subscriptions tbody tr").first.inner_text()
