@@ -30,6 +30,9 @@ TOPICS = {
     BOARD_TOPIC: ("supervisor",),
     RESPONSES_TOPIC: ("operator", "supervisor"),
 }
+# 対応履歴一覧表 (PDF): everyone's responses of a day as a file to print or pass on, for
+# leaders only (FEATURES H5); operators keep the screen.
+PDF_ROLES = ("supervisor",)  # admin always
 
 
 def _settings(request: Request | WebSocket) -> Settings:
@@ -82,6 +85,7 @@ async def _today_context(request: Request) -> tuple[dict[str, Any], dict[str, st
         errors["cat"] = "区分を選んでください。"
     staff_id = int(values["staff"]) if values["staff"].isdigit() else None
     session = db(request)
+    me = current_staff(request)
     staff = (
         await session.execute(
             select(Staff.id, Staff.name)
@@ -105,6 +109,7 @@ async def _today_context(request: Request) -> tuple[dict[str, Any], dict[str, st
         "categories": RESPONSE_CATEGORIES,
         "staff_options": staff,
         "pdf_url": f"/responses/today.pdf?{query}",
+        "may_print": me is not None and me.has_role(*PDF_ROLES),
         "is_today": day == today,
     }
     return ctx, errors
@@ -117,7 +122,7 @@ async def today_page(request: Request) -> Response:
     return render(request, "board/today", ctx, status_code=400 if errors else 200)
 
 
-@requires_role("operator", "supervisor")
+@requires_role(*PDF_ROLES)
 async def today_pdf_download(request: Request) -> Response:
     """対応履歴一覧表 (PDF) of the same list."""
     ctx, errors = await _today_context(request)

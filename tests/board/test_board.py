@@ -167,6 +167,13 @@ def test_alerts_on_the_top_screen_and_todays_responses(
     by_other = client.get("/responses/today", params={"staff": "999"}).text
     assert "該当する対応履歴はありません" in by_other
     assert client.get("/responses/today", params={"date": "2026/99/99"}).status_code == 400
+    # The printable list of everyone's responses is for leaders: not an operator's.
+    assert 'id="today-pdf"' not in today.text
+    assert client.get("/responses/today.pdf").status_code == 403
+    token = csrf_of(client)
+    client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert login(client, "sv").status_code == 303
+    assert 'id="today-pdf"' in client.get("/responses/today").text
     pdf = client.get("/responses/today.pdf")
     assert pdf.headers["content-type"] == "application/pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
