@@ -36,6 +36,7 @@ class ServerConfig:
     secret_key: str = ""
     session_max_age_s: int = 12 * 3600
     https_only: bool = False
+    allowed_origins: list[str] = field(default_factory=list)
     log_level: str = "info"
     timezone: str = "Asia/Tokyo"
 
@@ -193,6 +194,11 @@ def _validate(s: Settings) -> None:
         ZoneInfo(s.server.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"server.timezone: unknown time zone {s.server.timezone!r}") from None
+    for origin in s.server.allowed_origins:
+        if not origin.startswith(("http://", "https://")) or origin.count("/") > 2:
+            raise ConfigError(
+                f"server.allowed_origins: {origin!r} must be an origin like https://cti.example.jp"
+            )
     if s.server.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
         raise ConfigError("server.log_level: must be critical, error, warning, info or debug")
     url = s.database.url

@@ -27,6 +27,8 @@ from app.cti_runtime import routes as cti_routes
 from app.customers import merge_routes
 from app.customers import routes as customers_routes
 from app.db import make_engine, make_sessionmaker, transaction
+from app.errors import exception_handlers, install_log_filter
+from app.headers import SecurityHeadersMiddleware
 from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
 from app.jobs import routes as jobs_routes
@@ -158,6 +160,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
     middleware = [
+        Middleware(SecurityHeadersMiddleware, allowed_origins=settings.server.allowed_origins),
         Middleware(
             SessionMiddleware,
             secret_key=resolve_secret_key(settings, var_dir),
@@ -170,7 +173,13 @@ def create_app(
         Middleware(CSRFMiddleware),
         Middleware(DBSessionMiddleware, sessionmaker=sessionmaker),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers=exception_handlers,
+    )
+    install_log_filter()
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker

@@ -1,6 +1,11 @@
-// Screen-pop helpers: Alt+Enter takes the newest ringing call; answered calls show a timer.
+// Screen-pop helpers: Alt+Enter takes the newest ringing call; answered calls show a timer;
+// × closes an ended pop.
 (function () {
   "use strict";
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest && event.target.closest(".pop .pop-close");
+    if (close) close.closest(".pop").remove();
+  });
   document.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && event.altKey) {
       var take = document.querySelector("#pop-area .pop-ringing .take");
