@@ -100,6 +100,14 @@ class AlertsConfig:
 
 
 @dataclass
+class InputsConfig:
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_fields: int = 5000
+    max_field_chars: int = 65536
+
+
+@dataclass
 class CtiConfig:
     in_process: bool = True
     ring_timeout_s: int = 60
@@ -119,6 +127,7 @@ class Settings:
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    inputs: InputsConfig = field(default_factory=InputsConfig)
     source_file: str = ""
 
     def source(self, name: str) -> SourceConfig | None:
@@ -136,6 +145,7 @@ SECTIONS: dict[str, type[Any]] = {
     "orders": OrdersConfig,
     "privacy": PrivacyConfig,
     "alerts": AlertsConfig,
+    "inputs": InputsConfig,
 }
 
 
@@ -233,6 +243,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError("alerts.open_response_minutes: must be at least 1")
     if s.alerts.callback_grace_minutes < 0:
         raise ConfigError("alerts.callback_grace_minutes: must be 0 or more")
+    for key in ("max_body_bytes", "max_upload_bytes", "max_fields", "max_field_chars"):
+        if getattr(s.inputs, key) < 1:
+            raise ConfigError(f"inputs.{key}: must be at least 1")
     if s.cti.ring_timeout_s < 5:
         raise ConfigError("cti.ring_timeout_s: must be at least 5")
 

@@ -31,6 +31,7 @@ from app.errors import exception_handlers, install_log_filter
 from app.headers import SecurityHeadersMiddleware
 from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
+from app.inputs import InputGuardMiddleware
 from app.jobs import routes as jobs_routes
 from app.jobs.runtime import JobRuntime
 from app.masters import routes as masters_routes
@@ -170,6 +171,7 @@ def create_app(
             https_only=settings.server.https_only,
         ),
         Middleware(AuthMiddleware, sessionmaker=sessionmaker),
+        Middleware(InputGuardMiddleware, config=settings.inputs),
         Middleware(CSRFMiddleware),
         Middleware(DBSessionMiddleware, sessionmaker=sessionmaker),
     ]
