@@ -190,13 +190,25 @@ async def dormant_csv(request: Request) -> Response:
 # --- work lists ----------------------------------------------------------------------------
 
 
-@requires_role("operator", "supervisor")
-async def lists_page(request: Request) -> Response:
-    """架電リスト: the lists this operator works on (a supervisor sees every list)."""
+NONE_LEFT = "このリストに今かけられる顧客は残っていません。"
+PRESS_NEXT = "「次の顧客」を押すと、このリストの次の顧客を開きます。"
+
+
+async def _lists(request: Request, *, notice: str = "", focus: int | None = None) -> Response:
     lists = await service.lists_for(
         db(request), staff_id=_staff_id(request), everyone=_is_supervisor(request)
     )
-    return render(request, "outbound/lists", {"lists": lists, "notice": ""})
+    return render(request, "outbound/lists", {"lists": lists, "notice": notice, "focus": focus})
+
+
+@requires_role("operator", "supervisor")
+async def lists_page(request: Request) -> Response:
+    """架電リスト: the lists this operator works on (a supervisor sees every list).
+    ``?empty=<list id>``: that list just ran out of customers to call (after a result)."""
+    empty = request.query_params.get("empty", "")
+    if empty.isascii() and empty.isdigit():
+        return await _lists(request, notice=NONE_LEFT, focus=int(empty))
+    return await _lists(request)
 
 
 @requires_role("supervisor")
@@ -243,28 +255,32 @@ async def create_list(request: Request) -> Response:
     )
 
 
+async def _claim_next(request: Request, list_id: int) -> str | None:
+    """Claim this operator's next entry of the list: the URL of its work screen (the customer
+    monitor in outbound mode, whose banner dials and takes the result), or None when no
+    customer can be called now."""
+    entry = await service.next_entry(db(request), list_id=list_id, staff_id=_staff_id(request))
+    if entry is None:
+        return None
+    return f"/customers/{entry.customer_id}?outbound={entry.id}"
+
+
 @requires_role("operator", "supervisor")
 async def next_customer(request: Request) -> Response:
-    """次の顧客: claim the next entry and open its work screen."""
+    """次の顧客: a POST claims the next entry and opens its work screen. A GET (a link, a
+    reload, a prefetch) claims nothing: it shows the lists with this list's 次の顧客 button
+    focused, so Enter goes on."""
     list_id = int(request.path_params["list_id"])
-    session = db(request)
-    staff_id = _staff_id(request)
     if not await service.can_work(
-        session, list_id=list_id, staff_id=staff_id, everyone=_is_supervisor(request)
+        db(request), list_id=list_id, staff_id=_staff_id(request), everyone=_is_supervisor(request)
     ):
         return Response("このリストの担当ではありません。", status_code=403)
-    entry = await service.next_entry(session, list_id=list_id, staff_id=staff_id)
-    if entry is None:
-        lists = await service.lists_for(
-            session, staff_id=staff_id, everyone=_is_supervisor(request)
-        )
-        return render(
-            request,
-            "outbound/lists",
-            {"lists": lists, "notice": "このリストに今かけられる顧客は残っていません。"},
-        )
-    # The customer monitor opens in outbound mode: its banner dials and takes the result.
-    return RedirectResponse(f"/customers/{entry.customer_id}?outbound={entry.id}", status_code=303)
+    if request.method != "POST":
+        return await _lists(request, notice=PRESS_NEXT, focus=list_id)
+    target = await _claim_next(request, list_id)
+    if target is None:
+        return await _lists(request, notice=NONE_LEFT, focus=list_id)
+    return RedirectResponse(target, status_code=303)
 
 
 async def _banner_context(request: Request, entry: OutboundEntry) -> dict[str, Any]:
@@ -398,7 +414,9 @@ async def save_result(request: Request) -> Response:
         ctx["form"] = values
         return templates.TemplateResponse(request, "outbound/_banner.html", ctx, status_code=400)
     request.session.pop(f"{DIALLED_KEY}{entry.id}", None)
-    target = f"/outbound/lists/{entry.list_id}/next" if values["next"] == "1" else "/outbound"
+    target = "/outbound"
+    if values["next"] == "1":  # 登録して次の顧客: claimed here, in this POST
+        target = await _claim_next(request, entry.list_id) or f"/outbound?empty={entry.list_id}"
     background = board_task(request, kind="outbound")
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": target}, background=background)
