@@ -13,10 +13,12 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import urllib.request
 from collections import OrderedDict
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
@@ -35,7 +37,14 @@ from cti_bridge.runner import Bridge, build_sources
 from cti_bridge.runner import main as bridge_main
 from cti_bridge.source import DialError
 from cti_bridge.sources.simulator import SimulatorSource
-from cti_bridge.sources.webhook import WebhookError, parse_webhook, verify_signature
+from cti_bridge.sources.webhook import (
+    TIMESTAMP_HEADER,
+    WebhookAuthError,
+    WebhookError,
+    WebhookStaleError,
+    check_signature,
+    parse_webhook,
+)
 
 log = logging.getLogger("yebisu.cti")
 
@@ -62,6 +71,10 @@ class CtiRuntime:
             RedisBus(settings.redis.url, prefix=settings.redis.channel_prefix)
             if settings.redis.url
             else None
+        )
+        self.replays = ReplayGuard(
+            self.remote.redis if self.remote is not None else None,
+            prefix=settings.redis.channel_prefix,
         )
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,29 +198,105 @@ class CtiRuntime:
                 log.exception("ring expiry failed")
 
 
+class ReplayGuard:
+    """Signatures of webhook requests already received, kept for the tolerance window: in
+    Redis when configured (``SET NX EX``, shared by every app process), else in memory."""
+
+    def __init__(self, redis: Redis | None = None, *, prefix: str = "yebisu") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._seen: dict[str, float] = {}
+
+    async def seen(self, source: str, signature: str, *, ttl_s: float) -> bool:
+        """Remember ``signature`` of ``source``; True when it was already remembered."""
+        digest = hashlib.sha256(signature.strip().lower().encode()).hexdigest()[:32]
+        key = f"{self.prefix}:cti:webhook-seen:{source}:{digest}"
+        if self.redis is not None:
+            fresh = await self.redis.set(key, b"1", nx=True, ex=max(1, int(ttl_s)))
+            return not fresh
+        now = time.monotonic()
+        if len(self._seen) > 1000:
+            for k in [k for k, until in self._seen.items() if until <= now]:
+                del self._seen[k]
+        until = self._seen.get(key)
+        if until is not None and until > now:
+            return True
+        self._seen[key] = now + ttl_s
+        return False
+
+
 def _runtime(request: Request) -> CtiRuntime:
     runtime: CtiRuntime = request.app.state.cti
     return runtime
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (:class:`_BodyTooLarge`) as soon as it passes ``limit``
+    bytes: a declared ``Content-Length`` is checked before reading anything."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        declared = declared.strip()
+        if not (declared.isascii() and declared.isdigit()) or len(declared) > 12:
+            raise WebhookError("Content-Length: not a number")
+        if int(declared) > limit:
+            raise _BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(name: str, status: int, message: str) -> JSONResponse:
+    # One line per refused request; never the body (it carries callers' numbers).
+    log.warning("webhook %s: refused with %d: %s", name, status, message)
+    return JSONResponse({"error": message}, status_code=status)
+
+
 async def webhook(request: Request) -> Response:
-    """``POST /cti/webhook/{source}``: a cloud PBX's call event, HMAC-SHA256 signed."""
+    """``POST /cti/webhook/{source}``: a cloud PBX's call event, HMAC-SHA256 signed over a
+    timestamp and the body (``docs/webhook.md``)."""
     settings: Settings = request.app.state.settings
     name = request.path_params["source"]
     config = settings.source(name)
     if not isinstance(config, WebhookSourceConfig) or not config.enabled:
         return JSONResponse({"error": "unknown source"}, status_code=404)
-    body = await request.body()
-    if len(body) > WEBHOOK_MAX_BYTES:
-        return JSONResponse({"error": "body too large"}, status_code=413)
-    if not verify_signature(config.secret, body, request.headers.get(SIGNATURE_HEADER, "")):
-        return JSONResponse({"error": "bad signature"}, status_code=401)
+    try:
+        body = await _read_body(request, WEBHOOK_MAX_BYTES)
+    except _BodyTooLarge:
+        return _refuse(name, 413, f"body larger than {WEBHOOK_MAX_BYTES} bytes")
+    except WebhookError as exc:
+        return _refuse(name, 400, str(exc))
+    signature = request.headers.get(SIGNATURE_HEADER)
+    try:
+        check_signature(
+            config.secret,
+            body,
+            signature,
+            request.headers.get(TIMESTAMP_HEADER),
+            tolerance_s=config.tolerance_s,
+        )
+    except WebhookStaleError as exc:
+        return _refuse(name, 401, str(exc))
+    except WebhookAuthError:
+        return _refuse(name, 401, "bad signature")
+    assert signature is not None
+    runtime = _runtime(request)
+    if await runtime.replays.seen(name, signature, ttl_s=2 * config.tolerance_s + 1):
+        return _refuse(name, 409, "request already received")
     try:
         events = parse_webhook(name, config.line, body)
     except WebhookError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return _refuse(name, 400, str(exc))
     for event in events:
-        await _runtime(request).publish(event)
+        await runtime.publish(event)
     return Response(status_code=204)
 
 

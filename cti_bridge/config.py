@@ -90,6 +90,8 @@ class WebhookSourceConfig(SourceConfig):
 
     kind: ClassVar[str] = "webhook"
     secret: str = ""
+    # Seconds the signed X-Yebisu-Timestamp may differ from our clock (replays are refused).
+    tolerance_s: float = 300.0
 
 
 @dataclass
@@ -177,6 +179,8 @@ def build_source(data: dict[str, Any], index: int) -> SourceConfig:
         src.name = f"{kind}{index}" if index else kind
     if isinstance(src, WebhookSourceConfig) and not src.secret:
         raise ConfigError(f"{prefix}secret: a webhook source needs a secret")
+    if isinstance(src, WebhookSourceConfig) and not 0 < src.tolerance_s <= 3600:
+        raise ConfigError(f"{prefix}tolerance_s: must be > 0 and at most 3600 seconds")
     if isinstance(src, NdSourceConfig) and src.parity not in ("N", "E", "O"):
         raise ConfigError(f"{prefix}parity: must be N, E or O")
     if isinstance(src, SipSourceConfig):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 __all__ = [
+    "ANSWERED_ELSEWHERE",
     "WITHHELD_CODES",
     "WITHHELD_LABELS",
     "CallAnswered",
@@ -37,6 +38,9 @@ WITHHELD_LABELS: dict[str, str] = {
     "unavailable": "通知不可",
 }
 WITHHELD_CODES: frozenset[str] = frozenset(WITHHELD_LABELS)
+
+#: ``CallEnded.reason`` of a call answered by a phone the source does not know.
+ANSWERED_ELSEWHERE = "answered_elsewhere"
 
 
 def utcnow() -> datetime:
@@ -112,7 +116,13 @@ class CallEnded(CallEvent):
     """The call is over. ``answered=False`` means missed/abandoned.
 
     ``reason`` is a short code: ``hangup``, ``cancelled``, ``ring_stopped``, ``bye``,
-    ``busy``, ``originate_failed``, ``dial_failed`` or a PBX cause text.
+    ``busy``, ``originate_failed``, ``dial_failed``, :data:`ANSWERED_ELSEWHERE` or a PBX
+    cause text.
+
+    ``answered=True, reason=ANSWERED_ELSEWHERE``: the source saw the call answered by a phone
+    it does not know (SIP ``CANCEL`` with ``Reason: SIP;cause=200`` "Call completed
+    elsewhere") and will hear nothing more about it. Consumers end a call nobody of theirs
+    took (answered elsewhere: not missed) and keep one their operator took.
     """
 
     type: ClassVar[str] = "ended"

@@ -38,6 +38,7 @@ from cti_bridge.sources.nd import NdSource
 from cti_bridge.sources.simulator import SimulatorSource
 from cti_bridge.sources.sip import SipSource
 from cti_bridge.sources.webhook import WebhookSource
+from cti_bridge.status import StatusPublisher
 from cti_bridge.supervisor import SourceStatus, Supervisor
 
 __all__ = ["Bridge", "build_source", "build_sources", "main", "run_bridge"]
@@ -200,11 +201,16 @@ async def main(configs: Iterable[SourceConfig], redis_url: str, *, prefix: str =
                 installed.append(sig)
     log.info("CTI bridge: %d source(s), publishing to %s", len(bridge.sources), bus.stream)
     commands = asyncio.create_task(_serve_commands(bridge, bus))
+    # Source states for 管理 (a key per process with a TTL, through the bus's connection).
+    status = asyncio.create_task(
+        StatusPublisher(bus.redis, bridge.statuses, prefix=prefix).run(), name="bridge-status"
+    )
     try:
         await bridge.run()
     finally:
         commands.cancel()
-        await asyncio.wait({commands})
+        status.cancel()
+        await asyncio.wait({commands, status})
         for sig in installed:
             loop.remove_signal_handler(sig)
         await bus.close()

@@ -21,6 +21,21 @@ __all__ = ["SerialLink"]
 
 log = logging.getLogger(__name__)
 
+try:
+    import termios
+
+    _TERMIOS_ERRORS: tuple[type[BaseException], ...] = (termios.error,)
+except ImportError:  # pragma: no cover - Windows
+    _TERMIOS_ERRORS = ()
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason; termios.error carries (errno, text) as its args."""
+    args = exc.args
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return f"{args[1]} (errno {args[0]})"
+    return str(exc) or type(exc).__name__
+
 
 class SerialLink:
     """One open serial port with async ``read``/``write``."""
@@ -57,15 +72,21 @@ class SerialLink:
             ser = await asyncio.to_thread(
                 serial.serial_for_url, self.port, timeout=0, exclusive=True, **self._settings
             )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise ConnectionError(f"cannot open {self.port}: {exc}") from exc
+        except (serial.SerialException, OSError, ValueError, *_TERMIOS_ERRORS) as exc:
+            # termios.error (not an OSError) comes from setting up a port, e.g. 7E1 on a pty
+            # or a USB adapter that vanished between open() and tcsetattr().
+            raise ConnectionError(f"cannot open {self.port}: {_describe(exc)}") from exc
         self._ser = ser
         fd: int | None = None
         with contextlib.suppress(AttributeError, OSError, ValueError):
             fd = ser.fileno()
         if isinstance(fd, int) and fd >= 0:
             self._fd = fd
-            self._loop.add_reader(fd, self._on_readable)
+            try:
+                self._loop.add_reader(fd, self._on_readable)
+            except (OSError, ValueError) as exc:
+                self.close()
+                raise ConnectionError(f"cannot read {self.port}: {_describe(exc)}") from exc
         else:
             ser.timeout = 0.2
             self._thread = threading.Thread(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
+from typing import Any
 
 from cti_bridge.events import CallEvent, utcnow
 from cti_bridge.source import Emit, Source
@@ -16,6 +18,12 @@ from cti_bridge.source import Emit, Source
 __all__ = ["SourceState", "SourceStatus", "Supervisor"]
 
 log = logging.getLogger(__name__)
+
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def _jst_day(at: datetime) -> date:
+    return at.astimezone(JST).date()
 
 
 class SourceState(StrEnum):
@@ -38,11 +46,38 @@ class SourceStatus:
     state: SourceState
     since: datetime
     last_error: str = ""
+    last_error_at: datetime | None = None
     connects: int = 0
     failures: int = 0
     events: int = 0
+    events_today: int = 0  # since midnight JST (the call centre's day)
     last_event_at: datetime | None = None
     retry_in_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (ISO 8601 times), for bridge processes publishing their state."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceStatus:
+        """Inverse of :meth:`to_dict`; raises ``ValueError`` on a malformed dict."""
+        kwargs: dict[str, Any] = {}
+        try:
+            for f in fields(cls):
+                if f.name not in data:
+                    continue
+                value = data[f.name]
+                if f.name in ("since", "last_error_at", "last_event_at") and value is not None:
+                    value = datetime.fromisoformat(str(value))
+                kwargs[f.name] = value
+            kwargs["state"] = SourceState(kwargs.get("state", ""))
+            return cls(**kwargs)
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"bad source status: {exc}") from None
 
 
 class Supervisor:
@@ -61,6 +96,8 @@ class Supervisor:
         min_s: float | None = None,
         max_s: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        summary_every_s: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
         self._emit = emit
@@ -72,11 +109,18 @@ class Supervisor:
         )
         self._task: asyncio.Task[None] | None = None
         self._state_changed = asyncio.Event()
-        self._seen = 0  # connects count at the last logged change
+        self.summary_every_s = summary_every_s
+        self._monotonic = monotonic
+        self._down_attempts = 0  # failed attempts since the source was last up
+        self._down_error = ""
+        self._summary_at = 0.0
+        self._day = _jst_day(utcnow())
 
     @property
     def status(self) -> SourceStatus:
         """Current state, counters and last error."""
+        if self._status.events_today and _jst_day(utcnow()) != self._day:
+            self._status = replace(self._status, events_today=0)
         return self._status
 
     @property
@@ -86,30 +130,63 @@ class Supervisor:
 
     def _set(self, state: SourceState, **changes: object) -> None:
         old = self._status.state
-        old_error = self._status.last_error
         if state != old:
             changes["since"] = utcnow()
         self._status = replace(self._status, state=state, **changes)  # type: ignore[arg-type]
         if state != old:
-            # Retries failing the same way again are logged at DEBUG only, not every few seconds.
-            repeat = old_error == self._status.last_error and self._status.connects == self._seen
             if state is SourceState.DOWN:
-                level = logging.DEBUG if repeat and self._status.failures > 1 else logging.WARNING
-            elif state is SourceState.CONNECTING:
-                level = logging.DEBUG if self._status.failures else logging.INFO
+                self._log_down(old)
+            elif state is SourceState.UP:
+                if self._down_attempts:
+                    log.info(
+                        "source %s (%s): %s -> up again after %d failed attempt(s)",
+                        self.source.name,
+                        self.source.kind,
+                        old.value,
+                        self._down_attempts,
+                    )
+                else:
+                    log.info(
+                        "source %s (%s): %s -> up", self.source.name, self.source.kind, old.value
+                    )
+                self._down_attempts = 0
             else:
                 level = logging.INFO
-            self._seen = self._status.connects
-            log.log(
-                level,
-                "source %s (%s): %s -> %s%s",
-                self.source.name,
-                self.source.kind,
-                old.value,
-                state.value,
-                f" ({self._status.last_error})" if state is SourceState.DOWN else "",
-            )
+                if state is SourceState.CONNECTING and self._down_attempts:
+                    level = logging.DEBUG  # retrying: the down report says it all
+                log.log(
+                    level,
+                    "source %s (%s): %s -> %s",
+                    self.source.name,
+                    self.source.kind,
+                    old.value,
+                    state.value,
+                )
             self._state_changed.set()
+
+    def _log_down(self, old: SourceState) -> None:
+        """The first failure is a WARNING; while the source stays down, a summary every
+        ``summary_every_s`` seconds (and a new kind of error at once), DEBUG in between."""
+        self._down_attempts += 1
+        error = self._status.last_error
+        now = self._monotonic()
+        name, kind = self.source.name, self.source.kind
+        if self._down_attempts == 1 or error != self._down_error:
+            log.warning("source %s (%s): %s -> down (%s)", name, kind, old.value, error)
+            self._down_error, self._summary_at = error, now
+        elif now - self._summary_at >= self.summary_every_s:
+            log.warning(
+                "source %s (%s): still down after %d attempts: %s",
+                name,
+                kind,
+                self._down_attempts,
+                error,
+            )
+            self._summary_at = now
+        else:
+            log.debug(
+                "source %s (%s): attempt %d failed: %s", name, kind, self._down_attempts, error
+            )
 
     async def wait_state(self, state: SourceState) -> None:
         """Wait until the source is in ``state`` (handy for tests and start-up)."""
@@ -118,7 +195,13 @@ class Supervisor:
             await self._state_changed.wait()
 
     async def _guarded_emit(self, event: CallEvent) -> None:
-        self._status = replace(self._status, events=self._status.events + 1, last_event_at=utcnow())
+        now = utcnow()
+        day = _jst_day(now)
+        today = self._status.events_today + 1 if day == self._day else 1
+        self._day = day
+        self._status = replace(
+            self._status, events=self._status.events + 1, events_today=today, last_event_at=now
+        )
         try:
             await self._emit(event)
         except asyncio.CancelledError:
@@ -127,9 +210,8 @@ class Supervisor:
             log.exception("source %s: event consumer failed on %s", self.source.name, event)
 
     def _on_up(self) -> None:
-        self._set(
-            SourceState.UP, connects=self._status.connects + 1, last_error="", retry_in_s=None
-        )
+        # The last error (and its time) stays on show: 管理 tells what happened last.
+        self._set(SourceState.UP, connects=self._status.connects + 1, retry_in_s=None)
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -152,6 +234,7 @@ class Supervisor:
                 self._set(
                     SourceState.DOWN,
                     last_error=error,
+                    last_error_at=utcnow(),
                     failures=self._status.failures + 1,
                     retry_in_s=round(wait, 3),
                 )

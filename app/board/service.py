@@ -76,6 +76,7 @@ class Counts:
     outbound: int = 0
     answered: int = 0
     missed: int = 0
+    elsewhere: int = 0  # answered by a phone without an operator of ours (他で応答)
     orders: int = 0
     sales: int = 0
 
@@ -144,10 +145,17 @@ async def today_counts(session: AsyncSession) -> Counts:
                 func.count().filter(Call.direction == "in"),
                 func.count().filter(Call.direction == "in", Call.answered_at.is_not(None)),
                 func.count().filter(Call.state == "missed"),
+                func.count().filter(
+                    Call.direction == "in",
+                    Call.state == "ended",
+                    Call.staff_id.is_(None),
+                    Call.answered_at.is_not(None),
+                ),
             ).where(Call.started_at >= start)
         )
     ).one()
     c.inbound, c.answered, c.missed = int(row[0]), int(row[1]), int(row[2])
+    c.elsewhere = int(row[3])
     c.outbound = int(
         await session.scalar(
             select(func.count())

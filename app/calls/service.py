@@ -35,6 +35,7 @@ from app.db import utcnow
 from app.responses.models import Action, Response
 from app.web import templates
 from cti_bridge.events import (
+    ANSWERED_ELSEWHERE,
     WITHHELD_LABELS,
     CallAnswered,
     CallEnded,
@@ -43,6 +44,10 @@ from cti_bridge.events import (
     OutboundDialing,
 )
 from cti_bridge.numbers import display_national
+
+
+#: How a call answered by a phone without an operator of ours is shown (board, history).
+ELSEWHERE_LABEL = "他で応答"
 
 
 @dataclass
@@ -140,9 +145,9 @@ Push = Callable[[list[Delivery]], Awaitable[None]]
 _RING_PG_SELECT = (
     "SELECT (SELECT array_agg(staff_id ORDER BY staff_id) FROM presence WHERE "
     "(:extension <> '' AND extension = :extension AND state <> 'offline') OR "
-    "(:extension = '' AND line = :line AND state = 'available')) AS targets, x.* FROM ("
-    + POP_LOOKUP_PG_SELECT
-    + ") x"
+    "(:extension = '' AND line = :line AND state = 'available')) AS targets, "
+    "(SELECT state FROM calls WHERE source = :source AND source_call_id = :call_id) "
+    "AS existing_state, x.* FROM (" + POP_LOOKUP_PG_SELECT + ") x"
 )
 # psycopg's own parameter style; the statement has no literal "%" and its casts ("::") stay.
 _RING_PG_RAW = re.sub(r"(?<!:):(\w+)", r"%(\1)s", _RING_PG_SELECT)
@@ -170,22 +175,41 @@ def ring_lookup_for(database_url: str) -> RingLookup | None:
 
 
 async def _ring_lookup(
-    session: AsyncSession, event: CallRinging, lookup: RingLookup | None = None
-) -> tuple[list[int], PhoneMatch, list[CustomerCard]]:
-    """Who the pop goes to, and who is calling. On PostgreSQL, with a number, both come from
-    one statement (the usual case is a single round trip, on ``lookup``'s connections when
-    one is free)."""
+    session: AsyncSession,
+    event: CallRinging,
+    lookup: RingLookup | None = None,
+    *,
+    check_existing: bool = False,
+) -> tuple[list[int], PhoneMatch, list[CustomerCard], str | None]:
+    """Who the pop goes to, who is calling, and the state of the call when it is already
+    stored (a repeated ringing event). On PostgreSQL, with a number, all come from one
+    statement (the usual case is a single round trip, on ``lookup``'s connections when one
+    is free)."""
     if event.number and session.get_bind().dialect.name == "postgresql":
-        params = {"number": event.number, "extension": event.extension or "", "line": event.line}
+        params = {
+            "number": event.number,
+            "extension": event.extension or "",
+            "line": event.line,
+            "source": event.source,
+            "call_id": event.call_id,
+        }
         row = await _ring_row(session, params, lookup)
         targets = list(row.targets or []) if row is not None else []
+        existing: str | None = row.existing_state if row is not None else None
         match, cards = await pop_from_pg_row(session, row=row, e164=event.number)
-        return targets, match, cards
+        return targets, match, cards, existing
     targets = await targets_for(session, extension=event.extension, line=event.line)
+    existing = None
+    if check_existing:
+        existing = await session.scalar(
+            select(Call.state).where(
+                Call.source == event.source, Call.source_call_id == event.call_id
+            )
+        )
     if not event.number:
-        return targets, PhoneMatch("none", []), []
+        return targets, PhoneMatch("none", []), [], existing
     match, cards = await pop_lookup(session, e164=event.number)
-    return targets, match, cards
+    return targets, match, cards, existing
 
 
 async def on_ringing(
@@ -201,7 +225,9 @@ async def on_ringing(
     With ``push`` (the first event of a call) the pop goes out before the call's INSERT: its
     page id and buttons name the call by source and call id, so nothing waits for the row.
     """
-    targets, match, cards = await _ring_lookup(session, event, lookup)
+    targets, match, cards, existing_state = await _ring_lookup(
+        session, event, lookup, check_existing=push is not None
+    )
     values: dict[str, Any] = {
         "source": event.source,
         "source_call_id": event.call_id,
@@ -218,7 +244,7 @@ async def on_ringing(
         "targets": targets,
     }
     pushed = False
-    if push is not None and targets:
+    if push is not None and targets and existing_state is None:
         early = Call(id=None, answered_at=None, **values)  # transient: only rendered
         await push([Delivery(targets, await render_pop(session, early, match=match, cards=cards))])
         pushed = True
@@ -229,10 +255,18 @@ async def on_ringing(
         call = Call(id=new_id, answered_at=None, **values)  # transient: only rendered
         fresh = targets
     else:
-        # The same call ringing again, e.g. another extension of a ring group (AMI).
+        # The same call ringing again, e.g. another extension of a ring group (AMI), or a
+        # ringing event repeated (a PBX resending to a restarted or another app process).
         existing = await _find(session, event)
         if existing is None or existing.state != "ringing":
-            return []
+            if not pushed:
+                return []
+            # The early pop went out for a call already taken or over: close it again (but
+            # not on the screen of the operator who owns the call).
+            key = pop_key(event.source, event.call_id)
+            stale = [t for t in targets if existing is None or t != existing.staff_id]
+            closing = f'<div id="pop-{key}" hx-swap-oob="delete"></div>'
+            return [Delivery(stale, closing)] if stale else []
         call = existing
         fresh = [t for t in targets if t not in call.targets]
         call.targets = sorted({*call.targets, *fresh})
@@ -358,6 +392,8 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
     call = await _find(session, event)
     if call is None or call.state in ("ended", "missed"):
         return []
+    if event.reason == ANSWERED_ELSEWHERE:
+        return await _answered_elsewhere(session, call, event)
     call.ended_at = event.at
     deliveries: list[Delivery] = []
     if call.state == "answered" or (event.answered and call.staff_id is not None):
@@ -408,6 +444,48 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
         if call.targets:
             deliveries.append(Delivery(call.targets, close_pop(call)))
     return deliveries
+
+
+async def _answered_elsewhere(
+    session: AsyncSession, call: Call, event: CallEnded
+) -> list[Delivery]:
+    """A phone the source does not know answered the call (SIP "Call completed elsewhere").
+
+    A call one of our operators took (応答) goes on: nothing changes. A call nobody of ours
+    took ends at once as 他で応答 — ``state="ended"`` with ``answered_at`` and no staff, no
+    duration (the source never learns when it ends), no call-back and no 対応履歴 to
+    complete; a known customer's history gets the call. Every pop of it closes.
+    """
+    if call.staff_id is not None:
+        return []
+    call.state = "ended"
+    call.answered_at = call.answered_at or event.at
+    call.ended_at = event.at
+    call.duration_s = None
+    call.callback_status = ""
+    if call.customer_id is not None and call.direction == "in":
+        session.add(
+            Action(
+                customer_id=call.customer_id,
+                kind="call_in",
+                occurred_at=call.started_at,
+                staff_id=None,
+                call_id=call.id,
+                content=ELSEWHERE_LABEL,
+            )
+        )
+    await session.flush()
+    return [Delivery(call.targets, close_pop(call))] if call.targets else []
+
+
+def answered_elsewhere(call: Call) -> bool:
+    """True for an inbound call answered by a phone without an operator of ours (他で応答)."""
+    return (
+        call.direction == "in"
+        and call.state == "ended"
+        and call.staff_id is None
+        and call.answered_at is not None
+    )
 
 
 async def on_dialing(session: AsyncSession, *, event: OutboundDialing) -> list[Delivery]:

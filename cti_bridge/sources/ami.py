@@ -82,7 +82,7 @@ _LINE = re.compile(rb"\r?\n")
 _SAFE_VALUE = re.compile(r"^[^\r\n]*$")
 _EXTENSION = re.compile(r"^[0-9A-Za-z_.*#+-]{1,40}$")
 # Tech/resource[-suffix][;n]: PJSIP/201-0000002a, Local/201@from-queue-00000001;1
-_CHANNEL = re.compile(r"^(?P<tech>[^/]+)/(?P<res>.+?)(?:-[0-9a-fA-F]{8})?(?:;\d+)?$")
+_CHANNEL = re.compile(r"^(?P<tech>[^/]+)/(?P<res>.+?)(?:-[0-9a-fA-F]{8})?(?:;[0-9]+)?$")
 _UNKNOWN = {"", "<unknown>", "unknown"}
 
 

@@ -48,7 +48,7 @@ NAK = b"\x15"
 MAX_FRAME = 64
 _MASK = bytes(b & 0x7F for b in range(256))
 _SEP = re.compile(r"[\s,]+")
-_NUMBER = re.compile(r"^(?:\d{1,20}|[POSCE])$")
+_NUMBER = re.compile(r"^(?:[0-9]{1,20}|[POSCE])$")
 
 
 class NdFrame:
@@ -63,11 +63,17 @@ class NdFrame:
 
 
 def _valid_mmdd(s: str) -> bool:
-    return len(s) == 4 and s.isdigit() and 1 <= int(s[:2]) <= 12 and 1 <= int(s[2:]) <= 31
+    return (
+        len(s) == 4
+        and s.isascii()
+        and s.isdigit()
+        and 1 <= int(s[:2]) <= 12
+        and 1 <= int(s[2:]) <= 31
+    )
 
 
 def _valid_hhmm(s: str) -> bool:
-    return len(s) == 4 and s.isdigit() and int(s[:2]) <= 23 and int(s[2:]) <= 59
+    return len(s) == 4 and s.isascii() and s.isdigit() and int(s[:2]) <= 23 and int(s[2:]) <= 59
 
 
 def parse_frame(body: bytes) -> NdFrame | None:

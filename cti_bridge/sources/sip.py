@@ -8,9 +8,11 @@ into call events and the response datagrams to send back.
 
 * ``INVITE`` (new Call-ID) → :class:`~cti_bridge.events.CallRinging`, ``100 Trying`` and
   ``180 Ringing``. The caller comes from ``P-Asserted-Identity`` > ``Remote-Party-ID`` >
-  ``From``. ``Privacy: id``/``user``/``header``, ``Remote-Party-ID;privacy=full|uri``, an
-  ``anonymous`` From user or ``anonymous.invalid`` host make the caller withheld even when an
-  asserted number is present (the number is then not carried in the event at all). The From
+  ``From``. ``Privacy: id``/``user``/``header`` or ``Remote-Party-ID;privacy=full|uri`` make
+  the caller withheld even when an asserted number is present (the number is then not carried
+  in the event at all). An anonymous From (``anonymous`` user or ``anonymous.invalid`` host)
+  with an asserted number and no such privacy request gives the asserted number (RFC 3325:
+  many trunks send an anonymous From); without an asserted number it is withheld. The From
   display names of TTC JJ-90.30 / 3GPP OIR ("Anonymous", "Coin line/payphone", "Interaction
   with other service", "Unavailable") give the reason (非通知, 公衆電話, 表示圏外, 通知不可).
   The extension is the Request-URI user, else the To user; the call id is the Call-ID.
@@ -19,7 +21,8 @@ into call events and the response datagrams to send back.
   would take the call away from the operators' phones), and a busy leg makes a ring group or
   hunt group carry on with its other members. Holding the leg in ``180`` until then lets us
   learn how the ringing ended from the ``CANCEL``: ``Reason: SIP;cause=200`` ("call completed
-  elsewhere") → :class:`~cti_bridge.events.CallAnswered` (extension unknown); any other CANCEL
+  elsewhere") → :class:`~cti_bridge.events.CallEnded` ``(answered=True,
+  reason="answered_elsewhere")`` (we never learn when that call ends); any other CANCEL
   → :class:`~cti_bridge.events.CallEnded` ``(answered=False, reason="cancelled")``.
 * ``CANCEL`` → ``200 OK`` then ``487 Request Terminated`` for the INVITE; ``BYE`` → ``200 OK``
   (and ``CallEnded(answered=True, reason="bye")`` for a known call); ``OPTIONS`` (qualify)
@@ -49,7 +52,7 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from cti_bridge.config import SipSourceConfig
-from cti_bridge.events import CallAnswered, CallEnded, CallEvent, CallRinging, utcnow
+from cti_bridge.events import ANSWERED_ELSEWHERE, CallEnded, CallEvent, CallRinging, utcnow
 from cti_bridge.numbers import clean_name, normalise_caller, withheld_from_text
 from cti_bridge.source import Emit, Source
 from cti_bridge.sources.common import Clock
@@ -150,9 +153,15 @@ class SipMessage:
         """CSeq number and method."""
         value = self.header("cseq") or ""
         parts = value.split()
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not _ascii_int(parts[0], 10):
             raise SipParseError(f"bad CSeq {value!r}")
         return int(parts[0]), parts[1].upper()
+
+
+def _ascii_int(text: str, max_digits: int) -> bool:
+    """True when ``text`` is 1..``max_digits`` ASCII digits (``str.isdigit`` also accepts
+    superscripts and other scripts' digits, which ``int`` then refuses or misreads)."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 def _split_commas(value: str) -> list[str]:
@@ -185,9 +194,14 @@ def parse_message(data: bytes) -> SipMessage:
         raise SipParseError("empty message")
     start = lines[0].split(" ", 2)
     method, uri, status, reason = "", "", 0, ""
-    if start[0] == "SIP/2.0" and len(start) >= 2 and start[1].isdigit():
+    if start[0] == "SIP/2.0" and len(start) >= 2 and _ascii_int(start[1], 3):
         status, reason = int(start[1]), start[2] if len(start) > 2 else ""
-    elif len(start) == 3 and start[2].strip() == "SIP/2.0" and start[0].isalpha():
+    elif (
+        len(start) == 3
+        and start[2].strip() == "SIP/2.0"
+        and start[0].isascii()
+        and start[0].isalpha()
+    ):
         method, uri = start[0].upper(), start[1]
     else:
         raise SipParseError(f"bad start line {lines[0][:80]!r}")
@@ -205,8 +219,10 @@ def parse_message(data: bytes) -> SipMessage:
         key = name.strip().lower()
         headers.append((COMPACT.get(key, key), value.strip()))
     length = next((v for k, v in headers if k == "content-length"), None)
-    if length is not None and length.strip().isdigit():
-        body = body[: int(length)]
+    if length is not None:
+        if not _ascii_int(length.strip(), 10):
+            raise SipParseError(f"bad Content-Length {length[:20]!r}")
+        body = body[: int(length.strip())]
     msg = SipMessage(method, uri, status, reason, headers, body)
     if not msg.call_id:
         raise SipParseError("no Call-ID")
@@ -277,6 +293,7 @@ class Caller(NamedTuple):
 
 
 _PRIVACY_WITHHOLD = {"id", "user", "header"}
+_ASCII_DIGITS = frozenset("0123456789")
 
 
 def caller_of(msg: SipMessage) -> Caller:
@@ -305,10 +322,13 @@ def caller_of(msg: SipMessage) -> Caller:
     raw_from = frm.user or frm.display
     if privacy & _PRIVACY_WITHHOLD or rpid_privacy.lower() in ("full", "uri"):
         return Caller(raw_from if anonymous_from else "anonymous", "", display_code or "private")
-    if anonymous_from:
+    asserted = identity is not frm and any(ch in _ASCII_DIGITS for ch in identity.user)
+    if anonymous_from and not asserted:
         return Caller(raw_from, "", display_code or "private")
+    # RFC 3325: without ``Privacy: id`` a trusted asserted identity is the caller, even when
+    # the From is anonymous (many trunks send ``anonymous`` in From and the number in PAI).
     user = identity.user
-    if not any(ch.isdigit() for ch in user):
+    if not any(ch in _ASCII_DIGITS for ch in user):
         code = display_code or withheld_from_text(user) or "unavailable"
         return Caller(user, "", code)
     name = clean_name(identity.display or frm.display)
@@ -381,7 +401,7 @@ class SipEndpoint:
                 return result  # responses are not expected: we send no requests
             cseq, _ = msg.cseq
         except SipParseError as exc:
-            log.debug("%s: dropped datagram from %s: %s", self.source, peer, exc)
+            log.info("%s: dropped malformed datagram from %s: %s", self.source, peer[0], exc)
             return result
         self.purge()
         method = msg.method
@@ -488,14 +508,17 @@ class SipEndpoint:
         reason = _params(msg.header("reason") or "")
         if not call.ended:
             call.ended = True
-            if reason.get("cause") == "200" or "completed elsewhere" in reason.get("text", ""):
+            elsewhere = "completed elsewhere" in reason.get("text", "").lower()
+            if reason.get("cause") == "200" or elsewhere:
+                # Answered by another phone: we hear nothing more of this call (no BYE).
                 res.events.append(
-                    CallAnswered(
+                    CallEnded(
                         source=self.source,
                         call_id=msg.call_id,
                         line=self.line,
                         at=self._clock(),
-                        extension=None,
+                        answered=True,
+                        reason=ANSWERED_ELSEWHERE,
                     )
                 )
             else:

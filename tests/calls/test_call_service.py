@@ -18,7 +18,8 @@ from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, CustomerPhone
 from app.db import make_engine, make_sessionmaker, transaction
 from app.responses.models import Action, Response
-from cti_bridge.events import CallAnswered, CallEnded, CallRinging
+from app.board.service import today_counts
+from cti_bridge.events import ANSWERED_ELSEWHERE, CallAnswered, CallEnded, CallRinging
 from cti_bridge.numbers import last8, normalise_stored
 
 
@@ -343,3 +344,117 @@ async def test_first_ring_pops_before_the_call_is_written(
     assert f'id="pop-{key}"' in html
     async with maker() as s:
         assert (await s.scalars(select(Call.source_call_id))).all() == ["c16"]
+
+
+async def test_repeated_first_ring_of_a_call_already_over_sends_no_pop(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    """A PBX resending ``ringing`` to a restarted (or another) app process: the process has
+    never seen the call, but the database has, and it is over: nothing pops."""
+    await apply(maker, ringing("c20", "+81312345678", ext="201"))
+    await apply(maker, CallEnded(source="sim", call_id="c20", line="main", reason="cancelled"))
+    pushed: list[service.Delivery] = []
+
+    async def push(deliveries: list[service.Delivery]) -> None:
+        pushed.extend(deliveries)
+
+    for _ in range(2):
+        async with transaction(maker) as s:
+            rest = await service.handle_event(
+                s, event=ringing("c20", "+81312345678", ext="201"), push=push
+            )
+        assert rest == [] and pushed == []
+    async with maker() as s:
+        call = (await s.scalars(select(Call))).one()
+    assert call.state == "missed" and call.targets == [world["a"]]
+
+
+async def test_early_pop_of_a_call_that_turns_out_over_is_closed(
+    maker: async_sessionmaker[AsyncSession],
+    world: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race: the call is written as over by another process between the look-up and the
+    INSERT. The early pop went out; it is closed at once (not on the owner's screen)."""
+    await apply(maker, ringing("c21", "+81312345678"))
+    async with transaction(maker) as s:
+        call_id = (await s.scalars(select(Call.id))).one()
+        assert (await service.take_call(s, call_id=call_id, staff_id=world["b"])).ok
+    real = service._ring_lookup
+
+    async def stale_lookup(*args: Any, **kw: Any) -> Any:
+        targets, match, cards, _existing = await real(*args, **kw)
+        return targets, match, cards, None  # as if read before the other process wrote
+
+    monkeypatch.setattr(service, "_ring_lookup", stale_lookup)
+    pushed: list[service.Delivery] = []
+
+    async def push(deliveries: list[service.Delivery]) -> None:
+        pushed.extend(deliveries)
+
+    async with transaction(maker) as s:
+        rest = await service.handle_event(s, event=ringing("c21", "+81312345678"), push=push)
+    # The early pop went to the available operator (b is on the call) …
+    assert [d.staff_ids for d in pushed] == [[world["a"]]]
+    key = service.pop_key("sim", "c21")  # … and is closed again.
+    assert [(d.staff_ids, d.html) for d in rest] == [
+        ([world["a"]], f'<div id="pop-{key}" hx-swap-oob="delete"></div>')
+    ]
+
+
+async def test_answered_elsewhere_ends_the_call_without_a_miss(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    """SIP "Call completed elsewhere" for a call nobody of ours took: it ends as 他で応答 —
+    not missed, no call-back, no open 対応履歴; the customer's history has the call."""
+    t0 = dt.datetime.now(dt.UTC)
+    await apply(maker, ringing("c22", "+81312345678"))
+    out = await apply(
+        maker,
+        CallEnded(
+            source="sim",
+            call_id="c22",
+            line="main",
+            answered=True,
+            reason=ANSWERED_ELSEWHERE,
+            at=t0 + dt.timedelta(seconds=4),
+        ),
+    )
+    key = service.pop_key("sim", "c22")
+    assert [(d.staff_ids, d.html) for d in out] == [
+        ([world["a"], world["b"]], f'<div id="pop-{key}" hx-swap-oob="delete"></div>')
+    ]
+    async with maker() as s:
+        call = (await s.scalars(select(Call))).one()
+        responses = (await s.scalars(select(Response))).all()
+        action = (await s.scalars(select(Action))).one()
+        counts = await today_counts(s)
+    assert call.state == "ended" and call.staff_id is None and call.callback_status == ""
+    assert call.ended_at is not None and call.answered_at is not None
+    assert service.answered_elsewhere(call)
+    assert responses == []
+    assert action.customer_id == world["lone"] and action.content == "他で応答"
+    assert (counts.inbound, counts.answered, counts.missed, counts.elsewhere) == (1, 1, 0, 1)
+    # A repeated CANCEL changes nothing.
+    again = CallEnded(
+        source="sim", call_id="c22", line="main", answered=True, reason=ANSWERED_ELSEWHERE
+    )
+    assert await apply(maker, again) == []
+
+
+async def test_answered_elsewhere_keeps_a_call_our_operator_took(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, Any]
+) -> None:
+    """The operator pressed 応答 and picked up their own phone: to the SIP monitor leg that is
+    "elsewhere" too. The call goes on; it is theirs."""
+    await apply(maker, ringing("c23", "+81312345678"))
+    async with transaction(maker) as s:
+        call_id = (await s.scalars(select(Call.id))).one()
+        assert (await service.take_call(s, call_id=call_id, staff_id=world["a"])).ok
+    ended = CallEnded(
+        source="sim", call_id="c23", line="main", answered=True, reason=ANSWERED_ELSEWHERE
+    )
+    assert await apply(maker, ended) == []
+    async with maker() as s:
+        call = (await s.scalars(select(Call))).one()
+    assert call.state == "answered" and call.staff_id == world["a"] and call.ended_at is None

@@ -24,6 +24,20 @@ def signed(secret: str, data: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     return body, {"X-Yebisu-Signature": sig, "Content-Type": "application/json"}
 
 
+def webhook_signed(secret: str, data: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """A cloud PBX's post: the signature covers the timestamp and the body."""
+    body = json.dumps(data).encode()
+    ts = str(int(time.time()))
+    sig = (
+        "sha256=" + hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    )
+    return body, {
+        "X-Yebisu-Signature": sig,
+        "X-Yebisu-Timestamp": ts,
+        "Content-Type": "application/json",
+    }
+
+
 def test_simulated_call_pops_on_the_operators_socket_and_take_opens_monitor(
     client: Any, settings: Settings, make_staff: Callable[..., int], database_url: str
 ) -> None:
@@ -86,12 +100,12 @@ def test_webhook_signature_accepted_and_rejected(
     with TestClient(app) as c:
         login(c, "op")
         payload = {"event": "ringing", "call_id": "w-1", "from": "0312345678", "extension": "301"}
-        body, headers = signed("hook-secret", payload)
+        body, headers = webhook_signed("hook-secret", payload)
         with c.websocket_connect("/ws") as ws:
             r = c.post("/cti/webhook/cloud", content=body, headers=headers)
             assert r.status_code == 204
             assert "03-1234-5678" in ws.receive_text()
-        bad_body, bad_headers = signed("wrong", payload)
+        bad_body, bad_headers = webhook_signed("wrong", payload)
         assert (
             c.post("/cti/webhook/cloud", content=bad_body, headers=bad_headers).status_code == 401
         )
@@ -102,7 +116,7 @@ def test_webhook_signature_accepted_and_rejected(
             == 401
         )
         assert c.post("/cti/webhook/nope", content=body, headers=headers).status_code == 404
-        bad_json, bad_json_headers = signed("hook-secret", {"event": "ringing"})
+        bad_json, bad_json_headers = webhook_signed("hook-secret", {"event": "ringing"})
         r = c.post("/cti/webhook/cloud", content=bad_json, headers=bad_json_headers)
         assert r.status_code == 400 and "call_id" in r.json()["error"]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from cti_bridge.events import CallAnswered, CallEnded, CallRinging
+from cti_bridge.events import ANSWERED_ELSEWHERE, CallEnded, CallRinging
 from cti_bridge.sources.sip import SipEndpoint, caller_of, parse_message, parse_name_addr
 
 from .conftest import transcript
@@ -198,13 +200,98 @@ def test_cancel_gives_200_then_487_and_ends_the_call() -> None:
     assert ep.final(ended.call_id) is None
 
 
-def test_cancel_completed_elsewhere_means_answered() -> None:
+def test_cancel_completed_elsewhere_ends_the_call_as_answered_elsewhere() -> None:
     ep = endpoint()
     ep.handle(transcript("sip_invite_pai.txt"), PEER)
     res = ep.handle(transcript("sip_cancel_elsewhere.txt"), PEER)
-    [answered] = res.events
-    assert isinstance(answered, CallAnswered)
-    assert answered.extension is None
+    assert status_lines(res.responses) == ["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+    [ended] = res.events
+    assert isinstance(ended, CallEnded)
+    assert (ended.answered, ended.reason) == (True, ANSWERED_ELSEWHERE)
+    assert ep.handle(transcript("sip_cancel_elsewhere.txt"), PEER).events == []
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ['SIP;cause=200;text="Call completed elsewhere"', 'SIP;text="call COMPLETED elsewhere"'],
+)
+def test_cancel_reason_variants_mean_elsewhere(reason: str) -> None:
+    ep = endpoint()
+    ep.handle(transcript("sip_invite_pai.txt"), PEER)
+    cancel = transcript("sip_cancel_elsewhere.txt").replace(
+        b'SIP;cause=200;text="Call completed elsewhere"', reason.encode()
+    )
+    [ended] = ep.handle(cancel, PEER).events
+    assert isinstance(ended, CallEnded) and ended.reason == ANSWERED_ELSEWHERE
+
+
+ANON_PAI = (
+    "INVITE sip:201@192.0.2.10 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-anon\r\n"
+    'From: "Anonymous" <sip:anonymous@anonymous.invalid>;tag=a1\r\n'
+    "To: <sip:0501234567@192.0.2.10>\r\n"
+    "Call-ID: anon-pai-1@192.0.2.1\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "{extra}"
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "raw", "number", "withheld"),
+    [
+        # RFC 3325: the asserted identity is the caller unless privacy is asked for.
+        ("P-Asserted-Identity: <tel:+81312345678>\r\n", "+81312345678", "+81312345678", ""),
+        ("P-Asserted-Identity: <sip:0312345678@ngn.example.jp;user=phone>\r\n", "0312345678",
+         "+81312345678", ""),
+        ("P-Asserted-Identity: <tel:+81312345678>\r\nPrivacy: none\r\n", "+81312345678",
+         "+81312345678", ""),
+        ("P-Asserted-Identity: <tel:+81312345678>\r\nPrivacy: id\r\n", "anonymous", "",
+         "private"),
+        ("P-Asserted-Identity: <tel:+81312345678>\r\nPrivacy: id;critical\r\n", "anonymous", "",
+         "private"),
+        ("P-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\n", "anonymous", "",
+         "private"),
+        ("", "anonymous", "", "private"),
+    ],
+)  # fmt: skip
+def test_anonymous_from_with_asserted_identity(
+    extra: str, raw: str, number: str, withheld: str
+) -> None:
+    res = endpoint().handle(ANON_PAI.format(extra=extra).encode(), PEER)
+    [event] = res.events
+    assert isinstance(event, CallRinging)
+    assert (event.caller_raw, event.number, event.withheld) == (raw, number, withheld)
+    assert event.caller_name == ""  # "Anonymous" is no name
+    if withheld:
+        assert "312345678" not in repr(event)
+
+
+def test_anonymous_from_with_asserted_identity_transcript() -> None:
+    [event] = endpoint().handle(transcript("sip_invite_anon_pai.txt"), PEER).events
+    assert isinstance(event, CallRinging)
+    assert (event.number, event.withheld, event.extension) == ("+81952326611", "", "201")
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        b"INVITE sip:201@h SIP/2.0\r\nCall-ID: x\r\nCSeq: \xc2\xb2 INVITE\r\n\r\n",
+        b"INVITE sip:201@h SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+        b"Content-Length: \xc2\xb9\r\n\r\nv=0",
+        b"SIP/2.0 \xc2\xb2\xc2\xb2\xc2\xb2 OK\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n",
+        "INVITE sip:201@h SIP/2.0\r\nCall-ID: x\r\nCSeq: ١ INVITE\r\n\r\n".encode(),
+        "ＩＮＶＩＴＥ sip:201@h SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n".encode(),
+    ],
+)
+def test_non_ascii_digits_are_a_clean_refusal(
+    packet: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "cti_bridge.sources.sip")
+    res = endpoint().handle(packet, PEER)
+    assert res.events == [] and res.responses == []
+    [record] = caplog.records
+    assert "dropped malformed datagram" in record.getMessage() and record.exc_info is None
 
 
 def test_cancel_unknown_call_is_481() -> None:

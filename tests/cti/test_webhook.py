@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,8 @@ from cti_bridge.sources.webhook import (
     WebhookAuthError,
     WebhookError,
     WebhookSource,
+    WebhookStaleError,
+    check_signature,
     parse_webhook,
     sign,
     verify_signature,
@@ -36,33 +39,62 @@ BODY = json.dumps(
 ).encode()
 
 
-def test_signature_accepted() -> None:
-    good = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
-    assert sign(SECRET, BODY) == good
-    assert verify_signature(SECRET, BODY, good)
-    assert verify_signature(SECRET.encode(), BODY, good.upper().replace("SHA256=", "sha256="))
-    assert verify_signature(SECRET, BODY, "  " + good + " ")
+TS = "1742533500"  # 2025-03-21T05:05:00Z
+NOW = 1742533500.0
+
+
+def test_signature_covers_timestamp_and_body() -> None:
+    good = (
+        "sha256=" + hmac.new(SECRET.encode(), TS.encode() + b"." + BODY, hashlib.sha256).hexdigest()
+    )
+    assert sign(SECRET, BODY, TS) == good == sign(SECRET, BODY, int(TS))
+    assert verify_signature(SECRET, BODY, good, TS)
+    assert verify_signature(SECRET.encode(), BODY, good.upper().replace("SHA256=", "sha256="), TS)
+    assert verify_signature(SECRET, BODY, "  " + good + " ", f" {TS} ")
+    check_signature(SECRET, BODY, good, TS, tolerance_s=300, now=NOW + 299)
 
 
 @pytest.mark.parametrize(
-    "header",
+    ("header", "timestamp"),
     [
-        None,
-        "",
-        "sha256=",
-        "sha1=" + hashlib.sha1(BODY).hexdigest(),
-        hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest(),  # no "sha256=" prefix
-        sign("other-secret", BODY),
-        sign(SECRET, BODY + b" "),
-        "sha256=zz",
+        (None, TS),
+        ("", TS),
+        ("sha256=", TS),
+        ("sha1=" + hashlib.sha1(BODY).hexdigest(), TS),
+        # The old form (body only) and no "sha256=" prefix.
+        ("sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest(), TS),
+        (hmac.new(SECRET.encode(), TS.encode() + b"." + BODY, hashlib.sha256).hexdigest(), TS),
+        (sign("other-secret", BODY, TS), TS),
+        (sign(SECRET, BODY + b" ", TS), TS),
+        (sign(SECRET, BODY, TS), str(int(TS) + 1)),  # timestamp changed after signing
+        (sign(SECRET, BODY, TS), None),
+        (sign(SECRET, BODY, "1742533500.0"), "1742533500.0"),
+        (sign(SECRET, BODY, "¹⁷⁴²"), "¹⁷⁴²"),  # superscript digits are not a timestamp
+        ("sha256=zz", TS),
+        ("sha256=ｆｆ", TS),
     ],
 )
-def test_signature_rejected(header: str | None) -> None:
-    assert not verify_signature(SECRET, BODY, header)
+def test_signature_rejected(header: str | None, timestamp: str | None) -> None:
+    assert not verify_signature(SECRET, BODY, header, timestamp)
+    with pytest.raises(WebhookAuthError, match="signature"):
+        check_signature(SECRET, BODY, header, timestamp, tolerance_s=300, now=NOW)
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -86400 * 365])
+def test_stale_or_future_timestamp_is_refused(offset: int) -> None:
+    with pytest.raises(WebhookStaleError, match="X-Yebisu-Timestamp"):
+        check_signature(SECRET, BODY, sign(SECRET, BODY, TS), TS, tolerance_s=300, now=NOW - offset)
 
 
 def test_empty_secret_never_verifies() -> None:
-    assert not verify_signature("", BODY, sign("", BODY))
+    assert not verify_signature("", BODY, sign("", BODY, TS), TS)
+
+
+def test_deeply_nested_body_is_a_clean_400() -> None:
+    with pytest.raises(WebhookError, match="nested too deeply"):
+        parse_webhook("c", "main", b"[" * 30000 + b"]" * 30000)
+    with pytest.raises(WebhookError):
+        parse_webhook("c", "main", b'{"event": "ringing", "x": ' + b"[" * 30000)
 
 
 def test_parse_ringing() -> None:
@@ -126,18 +158,21 @@ def test_parse_errors_name_the_field(body: object, message: str) -> None:
 
 async def test_webhook_source_receive(sink: Sink) -> None:
     source = WebhookSource(WebhookSourceConfig(name="cloud", line="main", secret=SECRET))
+    now = str(int(time.time()))
     with pytest.raises(WebhookError, match="not running"):
-        await source.receive(BODY, sign(SECRET, BODY))
+        await source.receive(BODY, sign(SECRET, BODY, now), now)
     sup = Supervisor(source, sink)
     sup.start()
     try:
         await until(lambda: sup.state == "up")
         with pytest.raises(WebhookAuthError):
-            await source.receive(BODY, None)
+            await source.receive(BODY, None, now)
         with pytest.raises(WebhookAuthError):
-            await source.receive(BODY, sign("nope", BODY))
+            await source.receive(BODY, sign("nope", BODY, now), now)
+        with pytest.raises(WebhookStaleError):
+            await source.receive(BODY, sign(SECRET, BODY, TS), TS)  # signed a year ago
         assert sink.events == []
-        events = await source.receive(BODY, sign(SECRET, BODY))
+        events = await source.receive(BODY, sign(SECRET, BODY, now), now)
         assert sink.events == events and isinstance(events[0], CallRinging)
     finally:
         await sup.stop()
