@@ -45,7 +45,6 @@ from cti_bridge.events import (
 )
 from cti_bridge.numbers import display_national
 
-
 #: How a call answered by a phone without an operator of ours is shown (board, history).
 ELSEWHERE_LABEL = "他で応答"
 

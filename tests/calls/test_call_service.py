@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.service import create_staff
+from app.board.service import today_counts
 from app.calls import service
 from app.calls.models import Call, Presence
 from app.calls.presence import set_presence
@@ -18,7 +19,6 @@ from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, CustomerPhone
 from app.db import make_engine, make_sessionmaker, transaction
 from app.responses.models import Action, Response
-from app.board.service import today_counts
 from cti_bridge.events import ANSWERED_ELSEWHERE, CallAnswered, CallEnded, CallRinging
 from cti_bridge.numbers import last8, normalise_stored
 
