@@ -17,13 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
+from app.csvsafe import safe_cell, unsafe_cell
+from app.inputs import CONTROL
 from app.masters.fields import Field, MasterSpec, format_value
-from app.masters.service import apply_values, load_refs, validate
+from app.masters.service import apply_values, load_refs, staff_changed, validate
 
 ENCODINGS = {"utf-8": "UTF-8", "cp932": "Shift_JIS (cp932)"}
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
-_FORMULA_START = ("=", "+", "-", "@")
+# The longest cell, as the longest field a form may send (inputs.max_field_chars' default).
+MAX_CELL_CHARS = 65_536
 
 
 class ImportFileError(ValueError):
@@ -68,15 +71,6 @@ def _export_fields(spec: MasterSpec) -> tuple[Field, ...]:
     return tuple(f for f in spec.csv_fields if f.kind != "password")
 
 
-def _protect(value: str) -> str:
-    """Text a spreadsheet would run as a formula gets a leading ' (removed again on import)."""
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
-
-
-def _unprotect(value: str) -> str:
-    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
-
-
 async def export_csv(session: AsyncSession, spec: MasterSpec, *, encoding: str) -> bytes:
     """Every row of the master (retired ones too, with 有効 0) as CSV in ``encoding``.
 
@@ -95,11 +89,31 @@ async def export_csv(session: AsyncSession, spec: MasterSpec, *, encoding: str) 
         cells = []
         for f in fields:
             text = format_value(f, getattr(row, f.name), refs)
-            cells.append(_protect(text) if f.kind in ("text", "textarea") else text)
+            cells.append(safe_cell(text) if f.kind in ("text", "textarea") else text)
         writer.writerow(cells)
     if encoding == "utf-8":
         return ("\ufeff" + out.getvalue()).encode("utf-8")
     return out.getvalue().encode("cp932", errors="replace")
+
+
+def _records(text: str) -> list[list[str]]:
+    """The CSV's rows, however long a cell (a long cell is then a bad row, not an error of
+    the csv module's own 131,072-character limit)."""
+    previous = csv.field_size_limit(max(len(text), MAX_CELL_CHARS) + 1)
+    try:
+        return list(csv.reader(io.StringIO(text)))
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _bad_cell(cells: list[str], header: list[str]) -> tuple[str, str] | None:
+    """The column and reason of the row's first cell no master field may hold."""
+    for name, cell in zip(header, cells, strict=True):
+        if len(cell) > MAX_CELL_CHARS:
+            return name, f"長すぎます（{MAX_CELL_CHARS:,}文字まで）。"
+        if CONTROL.search(cell):
+            return name, "使えない文字（制御文字）が含まれています。"
+    return None
 
 
 def decode(data: bytes, encoding: str) -> tuple[str, str]:
@@ -114,7 +128,8 @@ def decode(data: bytes, encoding: str) -> tuple[str, str]:
             text = data.decode("utf-8-sig" if enc == "utf-8" else "cp932")
         except UnicodeDecodeError:
             continue
-        return text, enc
+        # Old Windows tools end a file with Ctrl-Z (EOF); it is not part of the last row.
+        return text.removesuffix("\x1a"), enc
     names = "・".join(ENCODINGS[e] for e in tries)
     raise ImportFileError(f"ファイルを{names}として読めません。文字コードを確認してください。")
 
@@ -130,7 +145,7 @@ async def preview_import(
 ) -> ImportPreview:
     """Check every row of the CSV ``text``; writes nothing."""
     preview = ImportPreview(text=text, encoding=encoding)
-    records = list(csv.reader(io.StringIO(text)))
+    records = _records(text)
     while records and not any(c.strip() for c in records[-1]):
         records.pop()
     if not records:
@@ -169,7 +184,11 @@ async def preview_import(
                 )
             )
             continue
-        raw = {f.name: _unprotect(c) for f, c in zip(columns, cells, strict=True) if f is not None}
+        bad = _bad_cell(cells, header)
+        if bad is not None:
+            preview.errors.append(RowError(number, *bad))
+            continue
+        raw = {f.name: unsafe_cell(c) for f, c in zip(columns, cells, strict=True) if f is not None}
         # the row's key decides create or update
         key_values, key_errors = await validate(
             session,
@@ -240,7 +259,16 @@ async def apply_import(
             created += 1
         else:
             updated += 1
-        apply_values(spec, row, item.values)
+        changes = apply_values(spec, row, item.values)
+        # 担当者: a password reset, role change or retirement ends that staff's sessions
+        await staff_changed(
+            session,
+            spec,
+            row=row,
+            changes=changes,
+            created=item.existing is None,
+            staff_id=staff_id,
+        )
     await session.flush()
     await record(
         session,

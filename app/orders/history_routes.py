@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from app.audit.service import record
 from app.calls.models import Call
+from app.csvsafe import safe_cell
 from app.monitor.web import customer_missing, monitor_frame, render_tab
 from app.orders.history import (
     OrderFilter,
@@ -250,14 +251,6 @@ CSV_HEADER = (
 )
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str) -> str:
-    """Text that a spreadsheet would run as a formula (=, +, -, @) is quoted with a '."""
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
-
-
 def _ymd(d: dt.date | None) -> str:
     return d.strftime("%Y/%m/%d") if d is not None else ""
 
@@ -291,19 +284,19 @@ async def orders_csv(request: Request) -> Response:
                 _ymd(r.received_on),
                 _ymd(r.ship_on),
                 _ymd(r.deliver_on),
-                _cell(r.customer_code),
-                _cell(r.customer_name),
-                _cell(r.address),
+                safe_cell(r.customer_code),
+                safe_cell(r.customer_name),
+                safe_cell(r.address),
                 r.destination,
-                _cell(r.ship_to_name),
-                _cell(r.ad_name),
-                _cell(r.products),
+                safe_cell(r.ship_to_name),
+                safe_cell(r.ad_name),
+                safe_cell(r.products),
                 r.quantity,
                 r.total,
                 r.carrier,
                 r.payment_label,
                 r.status_label,
-                _cell(r.entered_by),
+                safe_cell(r.entered_by),
             )
         )
     staff = current_staff(request)

@@ -19,6 +19,7 @@ from app.audit.service import record
 from app.auth.models import Staff
 from app.board.notify import board_task
 from app.calls.presence import get_presence
+from app.csvsafe import safe_cell
 from app.customers.models import Customer, CustomerPhone
 from app.customers.postcodes import PREFECTURES
 from app.masters.models import Product, Rank
@@ -40,13 +41,6 @@ CSV_HEADER = (
     "顧客名", "コード", "住所", "最終受注日", "最終受注商品名", "個数", "金額",
     "最終アクション日", "放置日数", "最終アクション内容", "電話不可",
 )  # fmt: skip
-_FORMULA_START = ("=", "+", "-", "@")
-
-
-def _cell(value: str) -> str:
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
-
-
 def _today() -> dt.date:
     return dt.datetime.now(JST).date()
 
@@ -155,16 +149,16 @@ async def dormant_csv(request: Request) -> Response:
         for r in result.rows:
             writer.writerow(
                 (
-                    _cell(r.name),
-                    r.code,
-                    _cell(r.address),
+                    safe_cell(r.name),
+                    safe_cell(r.code),
+                    safe_cell(r.address),
                     r.last_order_on.strftime("%Y/%m/%d") if r.last_order_on else "",
-                    _cell(r.product),
+                    safe_cell(r.product),
                     "" if r.quantity is None else r.quantity,
                     "" if r.amount is None else r.amount,
                     r.last_at.astimezone(JST).strftime("%Y/%m/%d") if r.last_at else "",
                     r.days,
-                    r.last_label,
+                    safe_cell(r.last_label),
                     "電話不可" if r.no_call else "",
                 )
             )

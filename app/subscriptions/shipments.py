@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.csvsafe import safe_cell
 from app.customers.models import Customer, ShipTo
 from app.masters.models import Carrier, Product
 from app.orders.history import carrier_label
@@ -239,13 +240,6 @@ def _ymd(day: dt.date | None) -> str:
     return f"{day:%Y/%m/%d}" if day is not None else ""
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str) -> str:
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
-
-
 CSV_HEADER = (
     "状態",
     "受注番号",
@@ -277,11 +271,11 @@ def shipments_csv(result: Shipments) -> bytes:
                     r.state_label,
                     r.order_number,
                     r.customer_code,
-                    _cell(r.customer_name),
-                    _cell(r.ship_name),
-                    _cell(r.ship_address),
+                    safe_cell(r.customer_name),
+                    safe_cell(r.ship_name),
+                    safe_cell(r.ship_address),
                     code,
-                    _cell(name),
+                    safe_cell(name),
                     qty,
                     r.carrier,
                     _ymd(r.ship_on),
