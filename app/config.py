@@ -35,6 +35,7 @@ class ServerConfig:
     port: int = 8000
     secret_key: str = ""
     session_max_age_s: int = 12 * 3600
+    session_idle_s: int = 8 * 3600
     https_only: bool = False
     allowed_origins: list[str] = field(default_factory=list)
     log_level: str = "info"
@@ -200,6 +201,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("server.port: must be between 1 and 65535")
     if s.server.session_max_age_s < 60:
         raise ConfigError("server.session_max_age_s: must be at least 60")
+    if s.server.session_idle_s < 60:
+        raise ConfigError("server.session_idle_s: must be at least 60")
     try:
         ZoneInfo(s.server.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -4,6 +4,10 @@ subscribed to a topic (the supervisors' live board, today's responses).
 Without Redis every connection lives in this process. With Redis, a fragment is published once
 on ``{prefix}:ws`` and every app process delivers it to its own connections, so the process that
 handled a call event need not hold the operator's websocket.
+
+:meth:`Hub.close_staff` closes a staff member's websockets (sessions ended: log-out,
+retirement, role or password change); with Redis a control message on the same channel makes
+every process close its own.
 """
 
 from __future__ import annotations
@@ -26,8 +30,14 @@ log = logging.getLogger("yebisu.hub")
 TOPIC_TTL_S = 30
 
 
+# The close code of a socket whose session ended: the page goes to the log-in screen.
+CLOSE_SESSION_ENDED = 4401
+
+
 class Connection(Protocol):
     async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
 class Hub:
@@ -36,6 +46,7 @@ class Hub:
     def __init__(self) -> None:
         self._conns: dict[int, set[Connection]] = defaultdict(set)
         self._topics: dict[str, set[Connection]] = defaultdict(set)
+        self._session_of: dict[Connection, str] = {}  # connection -> its session's id hash
 
     def subscribe(self, topic: str, conn: Connection) -> None:
         """Let this connection receive what is published on ``topic``."""
@@ -65,10 +76,14 @@ class Hub:
                 log.debug("send to topic %s failed", topic, exc_info=True)
         return len(conns)
 
-    def register(self, staff_id: int, conn: Connection) -> None:
+    def register(self, staff_id: int, conn: Connection, session: str = "") -> None:
+        """Deliver this staff member's fragments to ``conn`` (of the session ``session``)."""
         self._conns[staff_id].add(conn)
+        if session:
+            self._session_of[conn] = session
 
     def unregister(self, staff_id: int, conn: Connection) -> None:
+        self._session_of.pop(conn, None)
         conns = self._conns.get(staff_id)
         if conns is not None:
             conns.discard(conn)
@@ -86,6 +101,30 @@ class Hub:
                     await conn.send_text(html)
                 except Exception:  # a closing socket; its handler unregisters it
                     log.debug("send to staff %s failed", sid, exc_info=True)
+
+    async def close_staff(
+        self, staff_id: int, *, keep_session: str = "", code: int = CLOSE_SESSION_ENDED
+    ) -> None:
+        """Close every websocket of this staff member (but those of the session
+        ``keep_session``), in every process."""
+        await self.close_local(staff_id, keep_session=keep_session, code=code)
+
+    async def close_local(
+        self, staff_id: int, *, keep_session: str = "", code: int = CLOSE_SESSION_ENDED
+    ) -> int:
+        closing = [
+            conn
+            for conn in list(self._conns.get(staff_id, ()))
+            if not keep_session or self._session_of.get(conn) != keep_session
+        ]
+        for conn in closing:
+            try:
+                await conn.close(code=code, reason="session ended")
+            except Exception:  # already closing; its handler unregisters it
+                log.debug("close of a socket of staff %s failed", staff_id, exc_info=True)
+        if closing:
+            log.info("closed %d websocket(s) of staff %s", len(closing), staff_id)
+        return len(closing)
 
     async def start(self) -> None:
         return None
@@ -117,6 +156,16 @@ class RedisHub(Hub):
         to = sorted(set(staff_ids))
         await self.deliver_local(to, html)
         payload = json.dumps({"from": self.origin, "to": to, "html": html}, ensure_ascii=False)
+        await self._redis.publish(self.channel, payload)
+
+    async def close_staff(
+        self, staff_id: int, *, keep_session: str = "", code: int = CLOSE_SESSION_ENDED
+    ) -> None:
+        """This process's sockets at once; the other processes' through Redis."""
+        await self.close_local(staff_id, keep_session=keep_session, code=code)
+        payload = json.dumps(
+            {"from": self.origin, "close": staff_id, "keep": keep_session, "code": code}
+        )
         await self._redis.publish(self.channel, payload)
 
     def subscribe(self, topic: str, conn: Connection) -> None:
@@ -183,7 +232,13 @@ class RedisHub(Hub):
                     data: dict[str, Any] = json.loads(message["data"])
                     if data.get("from") == self.origin:
                         continue
-                    if "topic" in data:
+                    if "close" in data:
+                        await self.close_local(
+                            int(data["close"]),
+                            keep_session=str(data.get("keep", "")),
+                            code=int(data.get("code", CLOSE_SESSION_ENDED)),
+                        )
+                    elif "topic" in data:
                         self._topic_frames.put_nowait((data["topic"], data["html"]))
                     else:
                         await self.deliver_local(data["to"], data["html"])

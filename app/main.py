@@ -11,17 +11,17 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.admin import routes as admin_routes
 from app.auth import routes as auth_routes
+from app.auth.sessions import SessionMiddleware, session_state, watch_socket
 from app.board import routes as board_routes
 from app.calls import routes as calls_routes
 from app.calls.service import pops_for
-from app.config import Settings, load_settings, resolve_secret_key
+from app.config import Settings, load_settings
 from app.cti_runtime import CtiRuntime
 from app.cti_runtime import routes as cti_routes
 from app.customers import merge_routes
@@ -56,7 +56,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     app = ws.app
     hub: Hub = app.state.hub
     await ws.accept()
-    hub.register(staff.id, ws)
+    hub.register(staff.id, ws, session=session_state(ws).id_hash or "")
 
     async def replay() -> list[str]:
         async with transaction(app.state.sessionmaker) as session:
@@ -73,8 +73,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         pops = await asyncio.shield(future)
         for html in pops:
             await ws.send_text(html)
-        while True:
-            await ws.receive_text()  # htmx ws may send; nothing to do with it yet
+        # Receives (htmx ws may send; nothing to do with it yet) until the tab goes, and
+        # closes the socket (4401) once its session has ended or expired.
+        await watch_socket(ws, app.state.engine, idle_s=app.state.settings.server.session_idle_s)
     except WebSocketDisconnect:
         pass
     finally:
@@ -164,10 +165,9 @@ def create_app(
         Middleware(SecurityHeadersMiddleware, allowed_origins=settings.server.allowed_origins),
         Middleware(
             SessionMiddleware,
-            secret_key=resolve_secret_key(settings, var_dir),
-            session_cookie="yebisu_session",
-            max_age=settings.server.session_max_age_s,
-            same_site="lax",
+            engine=engine,
+            idle_s=settings.server.session_idle_s,
+            max_age_s=settings.server.session_max_age_s,
             https_only=settings.server.https_only,
         ),
         Middleware(AuthMiddleware, sessionmaker=sessionmaker),

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import functools
 import hmac
-import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth.sessions import session_state
 from app.web import current_staff, templates
 
 __all__ = ["AuthMiddleware", "CSRFMiddleware", "requires_role"]
@@ -23,42 +22,20 @@ CSRF_EXEMPT_PREFIXES = ("/cti/webhook/", "/cti/simulate")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-# A log-in's role and 有効 are read again from the staff master at most this often per
-# app: a retired or demoted staff member loses access within seconds, not at log-out.
-STAFF_CHECK_S = 5.0
-Checks = dict[int, tuple[float, bool, str]]  # staff id -> (when, active, role)
-
-
-async def _staff_now(
-    sessionmaker: async_sessionmaker[AsyncSession], staff_id: int, checks: Checks
-) -> tuple[bool, str]:
-    now = time.monotonic()
-    hit = checks.get(staff_id)
-    if hit is not None and now - hit[0] < STAFF_CHECK_S:
-        return hit[1], hit[2]
-    from app.auth.models import Staff
-
-    async with sessionmaker() as session:
-        row = (
-            await session.execute(select(Staff.active, Staff.role).where(Staff.id == staff_id))
-        ).first()
-    active, role = (bool(row[0]), str(row[1])) if row is not None else (False, "")
-    if len(checks) > 10_000:
-        checks.clear()
-    checks[staff_id] = (now, active, role)
-    return active, role
+# While a staff member must change a password an administrator reset, only these paths open.
+PASSWORD_CHANGE_PATHS = ("/password", "/logout", "/session")
 
 
 class AuthMiddleware:
     """Every page and websocket requires a logged-in staff member who is still active; the
-    role is the staff master's, not the one the session was opened with."""
+    role is the staff master's, not the one the session was opened with (both read with the
+    session's row by :class:`app.auth.sessions.SessionMiddleware`). A staff member whose
+    password an administrator reset sees only the change-password screen until it is done."""
 
     def __init__(
         self, app: ASGIApp, sessionmaker: async_sessionmaker[AsyncSession] | None = None
     ) -> None:
         self.app = app
-        self.sessionmaker = sessionmaker
-        self.checks: Checks = {}  # this app's: ids are only unique within one database
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -70,13 +47,28 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         staff = current_staff(conn)
-        if staff is not None and self.sessionmaker is not None:
-            active, role = await _staff_now(self.sessionmaker, staff.id, self.checks)
-            if not active:
+        state = session_state(conn)
+        if staff is not None:
+            if not state.staff_active or state.staff_id != staff.id:
                 conn.session.clear()
                 staff = None
-            elif role != staff.role:
-                conn.session["staff"] = {**conn.session["staff"], "role": role}
+            elif state.staff_role != staff.role:
+                conn.session["staff"] = {**conn.session["staff"], "role": state.staff_role}
+        if (
+            staff is not None
+            and state.must_change_password
+            and not path.startswith(PASSWORD_CHANGE_PATHS)
+        ):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401, "reason": "password"})
+                return
+            forced: Response
+            if conn.headers.get("HX-Request") == "true":
+                forced = Response(status_code=401, headers={"HX-Redirect": "/password"})
+            else:
+                forced = RedirectResponse("/password", status_code=303)
+            await forced(scope, receive, send)
+            return
         if staff is not None:
             await self.app(scope, receive, send)
             return

@@ -15,6 +15,8 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth.sessions import CLOSE_AFTER_COMMIT, close_sockets_after_commit
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
@@ -122,7 +124,9 @@ def db(request: Request) -> AsyncSession:
 
 
 class DBSessionMiddleware:
-    """One session per request: commit before a success response starts, else roll back."""
+    """One session per request: commit before a success response starts, else roll back.
+    After a commit, the websockets of staff members whose sessions were ended in it
+    (:func:`app.auth.sessions.end_sessions`) are closed on every app process."""
 
     def __init__(self, app: ASGIApp, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.app = app
@@ -142,13 +146,18 @@ class DBSessionMiddleware:
                 finished = True
                 return
             finished = True
+            session = holder.session
             try:
                 if ok:
-                    await holder.session.commit()
+                    await session.commit()
                 else:
-                    await holder.session.rollback()
+                    await session.rollback()
             finally:
-                await holder.session.close()
+                await session.close()
+            if ok and session.info.get(CLOSE_AFTER_COMMIT):
+                hub = getattr(scope["app"].state, "hub", None)
+                if hub is not None:
+                    await close_sockets_after_commit(session, hub)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

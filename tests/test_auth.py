@@ -35,9 +35,15 @@ def test_login_shows_japanese_menu_and_logout(client: Any, make_staff: Callable[
 
 
 def test_login_binds_the_extension_given(client: Any, make_staff: Callable[..., int]) -> None:
-    make_staff("op", extension="201")
+    make_staff("op", extension="201", allowed_extensions="305, 306")
+    make_staff("op2", extension="202")
     login(client, "op", extension="305")
     assert "内線 305" in client.get("/").text
+    # Only the registered extension, or one of 使える内線, may be bound
+    client.cookies.clear()
+    r = login(client, "op2", extension="305")
+    assert r.status_code == 400
+    assert "内線 305 はこのログインIDでは使えません。" in r.text
 
 
 def test_wrong_password_message_beside_field(client: Any, make_staff: Callable[..., int]) -> None:

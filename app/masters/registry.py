@@ -87,13 +87,23 @@ SPECS: tuple[MasterSpec, ...] = (
                 choices=tuple((r.value, label) for r, label in ROLE_LABELS.items()),
             ),
             Field("extension", "内線", max_length=32),
+            Field(
+                "allowed_extensions",
+                "使える内線",
+                max_length=255,
+                default="",
+                in_list=False,
+                help="ログイン時に登録の内線のほかに選べる内線（カンマ区切り）。"
+                "空欄なら登録の内線だけ、* ならどの内線でも。",
+            ),
             Field("line", "回線・チーム", max_length=32, default="main"),
             Field(
                 "password",
                 "パスワード",
                 "password",
                 in_list=False,
-                help="新規登録では必須（8文字以上）。変更するときだけ入力します。",
+                help="管理者だけが設定します（8文字以上）。入力すると再設定になり、"
+                "本人は次のログインで新しいパスワードに変更します。",
             ),
             ACTIVE,
         ),

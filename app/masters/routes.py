@@ -168,6 +168,7 @@ async def _form_response(
         "values": values if values is not None else form_values(spec, row, refs),
         "errors": errors or {},
         "options": options,
+        "may_set_password": _is_admin(request),
         "back": back,
         "list_url": f"/masters/{spec.key}" + (f"?{back}" if back else ""),
         "action": f"/masters/{spec.key}/{row.id}"

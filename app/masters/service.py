@@ -12,7 +12,12 @@ from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
-from app.auth.service import hash_password
+from app.auth.service import (
+    ANY_EXTENSION,
+    UNUSABLE_PASSWORD,
+    extension_list,
+    hash_password,
+)
 from app.masters.fields import Field, MasterSpec, Refs, format_value, parse_value
 from app.masters.registry import BY_KEY
 
@@ -146,9 +151,28 @@ async def validate(
             errors[f.name] = message
         else:
             values[f.name] = value
-    needs_password = row is None and any(f.kind == "password" for f in given)
+    has_password = any(f.kind == "password" for f in given)
+    if spec.key == "staff" and has_password and raw.get("password"):
+        message = _password_rule(row=row, actor_admin=actor_admin, actor_id=actor_id)
+        if message:
+            errors["password"] = message
+            values.pop("password", None)
+    needs_password = row is None and has_password and actor_admin
     if needs_password and not values.get("password") and "password" not in errors:
         errors["password"] = "パスワードを入力してください（8文字以上）。"
+    if spec.key == "staff" and values.get("allowed_extensions"):
+        wrong = [
+            e
+            for e in extension_list(values["allowed_extensions"])
+            if e != ANY_EXTENSION and not (e.isascii() and e.isalnum())
+        ]
+        if wrong:
+            errors.setdefault(
+                "allowed_extensions",
+                f"内線は半角の英数字をカンマで区切って入力してください（{wrong[0]}）。",
+            )
+        else:
+            values["allowed_extensions"] = ",".join(extension_list(values["allowed_extensions"]))
     # cross-field rules see the row as it will be
     merged = {
         f.name: getattr(row, f.name)
@@ -184,23 +208,72 @@ def _jsonable(value: Any) -> Any:
 
 
 def apply_values(spec: MasterSpec, row: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """Set the values on the row; returns the changes as {field: [old, new]}."""
+    """Set the values on the row; returns the changes as {field: [old, new]}.
+
+    A password set here (担当者マスタ, by an administrator) must be changed by its owner at
+    the next log-in; a log-in made without one cannot log in until an administrator sets it."""
     changes: dict[str, Any] = {}
     for name, value in values.items():
         f = spec.field(name)
         if f.kind == "password":
             if value:
                 row.password_hash = hash_password(value)
+                row.must_change_password = True
                 changes["password"] = "（変更）"
             continue
         old = getattr(row, name, None)
         if old != value:
             setattr(row, name, value)
             changes[name] = [_jsonable(old), _jsonable(value)]
+    if spec.key == "staff" and not getattr(row, "password_hash", None):
+        row.password_hash = UNUSABLE_PASSWORD
     return changes
 
 
+async def staff_changed(
+    session: AsyncSession,
+    spec: MasterSpec,
+    *,
+    row: Any,
+    changes: dict[str, Any],
+    created: bool,
+    staff_id: int | None,
+) -> None:
+    """担当者マスタ after a write: a password reset is audited, and a reset, a role change or
+    retirement ends every session of that staff member (their open pages close within a
+    second of the commit, on every app process)."""
+    if spec.key != "staff" or created:
+        return
+    from app.auth.sessions import end_sessions
+
+    if "password" in changes:
+        await record(
+            session,
+            action="password_reset",
+            entity="staff",
+            entity_id=row.id,
+            staff_id=staff_id,
+        )
+    retired = "active" in changes and not row.active
+    if "password" in changes or "role" in changes or retired:
+        await end_sessions(session, staff_id=row.id)
+
+
 ADMIN_ONLY = "管理者のログインと管理者の権限は、管理者だけが登録・変更できます。"
+PASSWORD_ADMIN_ONLY = "パスワードの設定・再設定は管理者だけができます。"
+OWN_PASSWORD = "自分のパスワードは「パスワード変更」画面で変更してください。"
+
+
+def _password_rule(*, row: Any | None, actor_admin: bool, actor_id: int | None) -> str:
+    """Only an administrator sets a password here, and not their own (that is a change,
+    with the current password, on the パスワード変更 screen)."""
+    if not actor_admin:
+        return PASSWORD_ADMIN_ONLY
+    if row is not None and actor_id is not None and row.id == actor_id:
+        return OWN_PASSWORD
+    return ""
+
+
 SELF_RETIRE = "自分のアカウントは使用停止にできません。"
 LAST_ADMIN = "有効な管理者が他にいないため、この管理者の権限は外せません（使用停止もできません）。"
 
@@ -281,6 +354,9 @@ async def save_row(
         staff_id=staff_id,
         changes=changes,
     )
+    await staff_changed(
+        session, spec, row=row, changes=changes, created=creating, staff_id=staff_id
+    )
     return row, {}
 
 
@@ -317,6 +393,14 @@ async def set_active(
             action="master_reactivate" if active else "master_retire",
             entity=spec.key,
             entity_id=row.id,
+            staff_id=staff_id,
+        )
+        await staff_changed(
+            session,
+            spec,
+            row=row,
+            changes={"active": [not active, active]},
+            created=False,
             staff_id=staff_id,
         )
     return row

@@ -15,6 +15,24 @@
       }
     }
   });
+  // The live connection closes with 4401 when the session ended (log-out elsewhere, retired,
+  // password or role changed, expired): go to the log-in screen. Any other drop is retried
+  // by htmx; ask the server once whether the session still lives, so a dead one does not
+  // retry for ever.
+  function toLogin() {
+    window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+  }
+  var probing = false;
+  document.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail && event.detail.event ? event.detail.event.code : 0;
+    if (code === 4401) { toLogin(); return; }
+    if (probing) return;
+    probing = true;
+    fetch("/session", { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (r) { if (r.status === 401) toLogin(); })
+      .catch(function () { /* server away: htmx keeps retrying */ })
+      .then(function () { probing = false; });
+  });
   function pad(n) { return n < 10 ? "0" + n : String(n); }
   setInterval(function () {
     document.querySelectorAll(".pop-answered[data-since] .pop-timer").forEach(function (el) {

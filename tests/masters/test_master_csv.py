@@ -171,7 +171,9 @@ def test_file_level_problems(office: Any) -> None:
     assert r.status_code == 422
 
 
-def test_staff_and_composite_keys_import(office: Any, database_url: str) -> None:
+def test_staff_and_composite_keys_import(
+    office: Any, database_url: str, make_staff: Callable[..., int]
+) -> None:
     body = to_csv(
         [
             ["ログインID", "氏名", "役割", "内線", "回線・チーム", "パスワード", "有効"],
@@ -179,13 +181,23 @@ def test_staff_and_composite_keys_import(office: Any, database_url: str) -> None
             ["suzuki", "鈴木 次郎", "operator", "204", "", "", "1"],  # new without password
         ]
     ).encode("utf-8")
+    # Back office keeps the staff master but sets no password
     r = upload(office, "staff", body)
     assert r.status_code == 422
-    assert "パスワードを入力してください（8文字以上）。" in r.text
-    r = upload(office, "staff", body.replace(b"204,,,1", b"204,,pass5678,1"))
+    assert "パスワードの設定・再設定は管理者だけができます。" in r.text
+    r = upload(office, "staff", body.replace(b"secret1234", b""))
     assert r.status_code == 200, text_of(r.text)
     assert post(office, "/masters/staff/import/apply", apply_form(r.text)).status_code == 303
-    assert login(office, "suzuki", "pass5678").status_code == 303
+    assert login(office, "suzuki", "").status_code == 400  # no password yet: no log-in
+    assert "ログインIDまたはパスワードが違います" in login(office, "suzuki", "!").text
+    # An administrator's import sets it; the owner changes it at the first log-in
+    make_staff("boss", role="admin")
+    login(office, "boss")
+    r = upload(office, "staff", "ログインID,パスワード\nsuzuki,pass5678\n".encode())
+    assert r.status_code == 200, text_of(r.text)
+    assert post(office, "/masters/staff/import/apply", apply_form(r.text)).status_code == 303
+    first = login(office, "suzuki", "pass5678")
+    assert first.status_code == 303 and first.headers["location"] == "/password"
     login(office, "office")
     # 送料: carrier + prefecture identify the row
     r = upload(
