@@ -37,7 +37,7 @@ def test_add_a_phone_by_keyboard_look_up_the_postcode_and_save_with_f1(
     page.goto(f"{server.url}/customers/{cid}")
 
     # The tab opens with the first phone focused.
-    page.wait_for_function("document.activeElement.name === 'phone_number'")
+    page.wait_for_function("() => document.activeElement.name === 'phone_number'")
     assert focused(page)["value"] == "0952-32-6611"
 
     # Keyboard only: Tab to 「電話番号を追加」, Enter, type the number, choose 携帯.
@@ -45,7 +45,8 @@ def test_add_a_phone_by_keyboard_look_up_the_postcode_and_save_with_f1(
     page.keyboard.press("Enter")
     page.locator("#phone-rows li").nth(1).wait_for()
     page.wait_for_function(
-        "document.activeElement.name === 'phone_number' && document.activeElement.value === ''"
+        "() => document.activeElement.name === 'phone_number'"
+        " && document.activeElement.value === ''"
     )
     page.keyboard.type("090-1234-5678")
     page.keyboard.press("Tab")
@@ -59,7 +60,7 @@ def test_add_a_phone_by_keyboard_look_up_the_postcode_and_save_with_f1(
     tab_to(page, lambda f: "電話番号を追加" in f["text"])
     page.keyboard.press("Enter")
     page.locator("#phone-rows li").nth(2).wait_for()
-    page.wait_for_function("document.activeElement.name === 'phone_number'")
+    page.wait_for_function("() => document.activeElement.name === 'phone_number'")
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
@@ -73,7 +74,7 @@ def test_add_a_phone_by_keyboard_look_up_the_postcode_and_save_with_f1(
     page.on("request", lambda r: "/postcode?" in r.url and lookups.append(r.url))
     page.fill("#detail-postcode", "8400806")
     page.press("#detail-postcode", "Enter")
-    page.wait_for_function("document.activeElement.id === 'detail-street'")
+    page.wait_for_function("() => document.activeElement.id === 'detail-street'")
     assert page.locator("#detail-prefecture").input_value() == "佐賀県"
     assert page.locator("#detail-city").input_value() == "佐賀市"
     page.keyboard.type("3-2")
@@ -124,7 +125,7 @@ def test_bad_input_is_shown_beside_the_field_without_leaving_the_tab(
     page.locator(".detail-errors").wait_for()
     assert "生年月日が未来の日付です。" in page.locator(".field.has-error").inner_text()
     # the field in error has the focus, what was typed is still there
-    page.wait_for_function("document.activeElement.id === 'detail-birth'")
+    page.wait_for_function("() => document.activeElement.id === 'detail-birth'")
     assert page.locator("#detail-memo").input_value() == "入力途中のメモ"
     page.fill("#detail-birth", "S45.4.1")
     page.keyboard.press("F1")

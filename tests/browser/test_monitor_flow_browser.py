@@ -80,14 +80,15 @@ def test_a_whole_call_from_pop_to_order_by_keyboard(
     assert "右ひざの痛み" in head.locator(".karte").inner_text()
 
     # 顧客詳細: add a mobile phone with the keyboard, F1 登録; the header shows it.
-    page.wait_for_function("document.activeElement.name === 'phone_number'")
+    page.wait_for_function("() => document.activeElement.name === 'phone_number'")
     for _ in range(40):
         if "電話番号を追加" in focused(page)["text"]:
             break
         keys.press("Tab")
     keys.press("Enter")
     page.wait_for_function(
-        "document.activeElement.name === 'phone_number' && document.activeElement.value === ''"
+        "() => document.activeElement.name === 'phone_number'"
+        " && document.activeElement.value === ''"
     )
     keys.type("090-1111-2222")
     keys.press("Tab")

@@ -36,7 +36,7 @@ def test_response_with_faq_answer_entered_by_keyboard(
     page.keyboard.press("F3")
     page.wait_for_url(f"**/customers/{cid}/responses")
     page.wait_for_function(
-        "document.activeElement && document.activeElement.id === 'response-content'"
+        "() => document.activeElement && document.activeElement.id === 'response-content'"
     )
 
     page.keyboard.type("説明書")
@@ -63,7 +63,7 @@ def test_response_with_faq_answer_entered_by_keyboard(
     assert page.input_value("#response-answer") == ""
     # htmx focuses the fresh form's autofocus field once the swap has settled
     page.wait_for_function(
-        "document.activeElement && document.activeElement.id === 'response-content'"
+        "() => document.activeElement && document.activeElement.id === 'response-content'"
     )
 
     # A bad 内容 keeps what was typed and says why, beside the field.
@@ -73,7 +73,7 @@ def test_response_with_faq_answer_entered_by_keyboard(
 
     # The filter survives a reload (hx-push-url) — once the refused form has settled.
     page.wait_for_function(
-        "document.activeElement && document.activeElement.id === 'response-content'"
+        "() => document.activeElement && document.activeElement.id === 'response-content'"
     )
     page.wait_for_load_state("networkidle")
     page.fill("#rf-from", "2015/01/01")
@@ -105,7 +105,7 @@ def test_todays_responses_update_live_for_the_filter_on_screen(
     log_in(board, server.url, "leader")
     board.goto(f"{server.url}/responses/today?cat=クレーム")
     board.locator("#today-list", has_text="該当する対応履歴はありません。").wait_for()
-    board.wait_for_function("window.__wsOpen === true")
+    board.wait_for_function("() => window.__wsOpen === true")
 
     operator = new_page()
     log_in(operator, server.url, "koga")

@@ -153,7 +153,7 @@ def test_chooser_and_new_customer_form_in_the_pop(
     form.get_by_role("button", name="新規登録して顧客モニタへ").click()
     page.locator("#pop-area form.pop-new .error", has_text="顧客名を入力してください。").wait_for()
     # htmx puts the cursor in the field in error once the swap settles; typing starts after
-    page.wait_for_function("document.activeElement && document.activeElement.name === 'name'")
+    page.wait_for_function("() => document.activeElement && document.activeElement.name === 'name'")
     form = page.locator("#pop-area form.pop-new")
     form.locator("input[name=name]").fill("大阪 一郎")
     form.locator("input[name=kana]").fill("おおさか いちろう")
