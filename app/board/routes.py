@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.audit.service import record
 from app.auth.models import Staff
 from app.board.notify import BOARD_TOPIC, RESPONSES_TOPIC
 from app.board.service import board, render_board
@@ -135,6 +136,15 @@ async def today_pdf_download(request: Request) -> Response:
         name = next((n for i, n in ctx["staff_options"] if str(i) == ctx["values"]["staff"]), "")
         parts.append(f"担当者: {name}")
     day: dt.date = ctx["day"]
+    me = current_staff(request)
+    await record(
+        db(request),
+        action="export_today_responses",
+        entity="response",
+        staff_id=me.id if me else None,
+        changes={"date": day.isoformat(), **ctx["values"], "rows": len(ctx["rows"])},
+        ip=request.client.host if request.client else "",
+    )
     # reportlab is CPU work: off the event loop, so screen pops are not held up.
     pdf = await run_in_threadpool(today_pdf, ctx["rows"], day=day, subtitle="　".join(parts))
     return Response(

@@ -144,6 +144,20 @@ async def _seed_alerts(url: str, customer_id: int, staff_id: int) -> dt.datetime
     return old
 
 
+async def _audit_actions(url: str) -> list[str]:
+    from sqlalchemy import select
+
+    from app.audit.models import AuditLog
+    from app.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            return list((await s.scalars(select(AuditLog.action))).all())
+    finally:
+        await engine.dispose()
+
+
 def test_alerts_on_the_top_screen_and_todays_responses(
     client: Any, make_staff: Callable[..., int], database_url: str
 ) -> None:
@@ -178,4 +192,5 @@ def test_alerts_on_the_top_screen_and_todays_responses(
     assert pdf.headers["content-type"] == "application/pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "対応履歴一覧表" in text and "送料について" in text and "古賀" in text
+    assert run_async(_audit_actions(database_url)).count("export_today_responses") == 1
     assert csrf_of(client)
