@@ -19,6 +19,7 @@ from app.calls.presence import SELECTABLE, get_presence, set_presence
 from app.customers.duplicates import Candidate, DuplicatesFound
 from app.customers.models import Customer
 from app.customers.service import CustomerInputError, register_customer
+from app.dates import parse_date
 from app.hub import Hub
 from app.responses.models import RESPONSE_CATEGORIES, RESPONSE_CHANNELS
 from app.responses.models import Response as Resp
@@ -246,7 +247,7 @@ async def call_list(request: Request) -> Response:
     day_s = q.get("date") or dt.datetime.now(JST).date().isoformat()
     errors: dict[str, str] = {}
     try:
-        day = dt.date.fromisoformat(day_s)
+        day = parse_date(day_s) or dt.datetime.now(JST).date()
     except ValueError:
         errors["date"] = "日付は YYYY-MM-DD の形式で入力してください。"
         day = dt.datetime.now(JST).date()

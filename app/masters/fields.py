@@ -14,12 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import dates
+
 # text, textarea, int, date, bool, choice, ref (another master, by its code), password
 KINDS = ("text", "textarea", "int", "date", "bool", "choice", "ref", "password")
 TRUE_WORDS = {"1", "true", "yes", "y", "はい", "○", "有", "有効", "可", "する", "on"}
 FALSE_WORDS = {"0", "false", "no", "n", "いいえ", "×", "無", "無効", "不可", "しない", "off", ""}
-_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 INT_LIMIT = 999_999_999
+# Master periods (広告・販売・キャンペーン期間): long-running ones started years ago, so only a
+# fixed earliest day; the future is where a typo (2205 for 2025) goes, so at most 10 years on.
+MASTER_EARLIEST = dt.date(1990, 1, 1)
+MASTER_YEARS_AHEAD = 10
 
 
 @dataclass(frozen=True)
@@ -108,14 +113,12 @@ def nfkc(value: str) -> str:
 
 
 def parse_date(text: str) -> dt.date:
-    """2025/04/01, 2025-4-1, 2025年4月1日 or 20250401; ValueError otherwise."""
-    t = nfkc(text)
-    if t.isdigit() and len(t) == 8:
-        return dt.date(int(t[:4]), int(t[4:6]), int(t[6:]))
-    m = _DATE.match(t)
-    if m is None:
-        raise ValueError(t)
-    return dt.date(int(m[1]), int(m[2]), int(m[3]))
+    """2025/04/01, 2025-4-1, 2025年4月1日 or 20250401; ValueError otherwise (see
+    :func:`app.dates.parse_date`)."""
+    day = dates.parse_date(text)
+    if day is None:
+        raise ValueError(text)
+    return day
 
 
 def parse_value(f: Field, raw: str, refs: Refs) -> tuple[Any, str]:
@@ -159,9 +162,16 @@ def parse_value(f: Field, raw: str, refs: Refs) -> tuple[Any, str]:
         return n, ""
     if f.kind == "date":
         try:
-            return parse_date(text), ""
+            day = parse_date(text)
         except ValueError:
             return None, f"{f.label}は 2025/04/01 の形で入力してください。"
+        latest = dates.add_years(dt.date.today(), MASTER_YEARS_AHEAD)
+        if not MASTER_EARLIEST <= day <= latest:
+            return None, (
+                f"{f.label}は {MASTER_EARLIEST:%Y/%m/%d} から {latest:%Y/%m/%d} までの日付を"
+                "入力してください。"
+            )
+        return day, ""
     if f.kind == "choice":
         t = nfkc(text)
         if t in f.choice_labels:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import dates
 from app.audit.service import record
 from app.calls.models import Call
 from app.csvsafe import safe_cell
@@ -37,7 +36,6 @@ EXPORT_ROLES = ("supervisor", "backoffice")  # admin always; operators do not ex
 LIST_TARGET = "order-list"
 SLIP_CHOICES = (("", "すべて"), ("normal", "通常"), ("subscription", "定期"))
 FILTER_KEYS = ("from", "to", "slip", "carrier", "entered_by", "owner", "code", "name")
-_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 
 
 def page_param(request: Request, name: str = "page") -> int:
@@ -56,17 +54,9 @@ def with_call(url: str, call: Call | None) -> str:
 def parse_date(raw: str) -> dt.date | None:
     """2025-04-01, 2025/4/1, 2025年4月1日 or 20250401 (full-width digits too); None if blank.
 
-    Raises ValueError for anything else.
+    Raises ValueError for anything else (see :func:`app.dates.parse_date`).
     """
-    text = unicodedata.normalize("NFKC", raw).strip()
-    if not text:
-        return None
-    if text.isdigit() and len(text) == 8:
-        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    m = _DATE.match(text)
-    if m is None:
-        raise ValueError(text)
-    return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    return dates.parse_date(raw)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app import dates
 from app.audit.service import record
 from app.config import OrdersConfig
 from app.customers.keys import kana_key, name_key
@@ -285,27 +286,12 @@ def _int(value: str) -> int | None:
 
 def parse_date(value: str, *, today: dt.date) -> dt.date | None:
     """A date as an operator types it: 2025/04/07, 2025-4-7, 20250407, 4/7 or 0407 (the
-    year of ``today``, or the next year when that is more than half a year back)."""
-    text = _nfkc(value)
-    if not text:
-        return None
-    m = re.fullmatch(r"(\d{4})[/\-.年](\d{1,2})[/\-.月](\d{1,2})日?", text) or re.fullmatch(
-        r"(\d{4})(\d{2})(\d{2})", text
-    )
+    year of ``today``, or the next year when that is more than half a year back); None when
+    blank or no date (see :func:`app.dates.parse_date`)."""
     try:
-        if m:
-            return dt.date(int(m[1]), int(m[2]), int(m[3]))
-        m = re.fullmatch(r"(\d{1,2})[/\-.月](\d{1,2})日?", text) or re.fullmatch(
-            r"(\d{2})(\d{2})", text
-        )
-        if m:
-            day = dt.date(today.year, int(m[1]), int(m[2]))
-            if day < today - dt.timedelta(days=183):
-                day = dt.date(today.year + 1, day.month, day.day)
-            return day
+        return dates.parse_date(value, today=today)
     except ValueError:
         return None
-    return None
 
 
 def format_date(day: dt.date | None) -> str:
@@ -913,6 +899,10 @@ def _dates(
             errors["ship_on"] = "出荷予定日は受付日以降の日付を入力してください。"
         elif ship_on < today:
             errors["ship_on"] = "出荷予定日に過ぎた日付は指定できません。"
+        elif far := dates.window_error(
+            ship_on, around=received_on, label="出荷予定日", base="受付日"
+        ):
+            errors["ship_on"] = far
         elif not is_shipping_day(ship_on, closed_weekdays=orders.closed_weekdays):
             notes["ship_on"] = "倉庫の休業日です。"
         out.ship_on = format_date(ship_on) if ship_on else data.ship_on
@@ -924,11 +914,21 @@ def _dates(
             errors["deliver_on"] = "お届け予定日を正しく入力してください（例 2025/04/07）。"
         elif deliver_on < ship_on:
             errors["deliver_on"] = "お届け予定日は出荷予定日以降の日付を入力してください。"
+        elif far := dates.window_error(
+            deliver_on, around=received_on or today, label="お届け予定日", base="受付日"
+        ):
+            errors["deliver_on"] = far
         elif deliver_on < auto_deliver:
             notes["deliver_on"] = f"通常のお届けは{format_date(auto_deliver)}以降です。"
         out.deliver_on = format_date(deliver_on) if deliver_on else data.deliver_on
     elif data.deliver_on.strip():
         deliver_on = parse_date(data.deliver_on, today=today)
+        if deliver_on is None:
+            errors["deliver_on"] = "お届け予定日を正しく入力してください（例 2025/04/07）。"
+        elif far := dates.window_error(
+            deliver_on, around=received_on or today, label="お届け予定日", base="受付日"
+        ):
+            errors["deliver_on"] = far
     return ship_on, deliver_on
 
 

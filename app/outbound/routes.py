@@ -22,6 +22,7 @@ from app.calls.presence import get_presence
 from app.csvsafe import safe_cell
 from app.customers.models import Customer, CustomerPhone
 from app.customers.postcodes import PREFECTURES
+from app.dates import window_error
 from app.masters.models import Product, Rank
 from app.outbound import dormant as dormant_svc
 from app.outbound import service
@@ -389,6 +390,12 @@ async def save_result(request: Request) -> Response:
         callback_at = parse_datetime(values["callback_at"])
     except ValueError:
         errors["callback_at"] = "再コール日時は YYYY/MM/DD HH:MM の形式で入力してください。"
+    if callback_at is not None and (
+        far := window_error(
+            callback_at.astimezone(JST).date(), around=_today(), label="再コール日時"
+        )
+    ):
+        errors["callback_at"] = far
     if not errors:
         try:
             await service.record_result(

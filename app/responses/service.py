@@ -15,6 +15,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app import dates
 from app.auth.models import Staff
 from app.customers.models import Customer
 from app.db import utcnow
@@ -50,8 +51,6 @@ class ResponseInputError(ValueError):
 
 # --- dates typed by operators -------------------------------------------------------------
 
-_DATE = re.compile(r"^(\d{4})\s*[/\-.年]\s*(\d{1,2})\s*[/\-.月]\s*(\d{1,2})\s*日?$")
-_DATE_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _TIME = re.compile(r"^(\d{1,2})\s*[:時]\s*(\d{1,2})\s*分?(?:\s*:\s*(\d{1,2}))?$")
 
 
@@ -61,14 +60,9 @@ def _normalise(text: str) -> str:
 
 def parse_date(text: str) -> dt.date | None:
     """A date typed as ``2015/01/01``, ``2015-1-1``, ``2015年1月1日`` or ``20150101``
-    (full-width digits too); None when empty. Raises ValueError when it is no date."""
-    value = _normalise(text)
-    if not value:
-        return None
-    m = _DATE.match(value) or _DATE_COMPACT.match(value)
-    if m is None:
-        raise ValueError(value)
-    return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    (full-width digits too); None when empty. Raises ValueError when it is no date (or an absurd
+    one, see :func:`app.dates.parse_date`)."""
+    return dates.parse_date(text)
 
 
 def parse_datetime(text: str) -> dt.datetime | None:
@@ -331,6 +325,10 @@ def validate_response(
             errors["responded_at"] = "対応日時を入力してください。"
         elif when > now + dt.timedelta(minutes=5):
             errors["responded_at"] = "未来の日時は入力できません。"
+        elif far := dates.window_error(
+            when.astimezone(JST).date(), around=now.astimezone(JST).date(), label="対応日時"
+        ):
+            errors["responded_at"] = far
     if category not in RESPONSE_CATEGORIES:
         errors["category"] = "区分を選んでください。"
     if channel not in RESPONSE_CHANNELS:

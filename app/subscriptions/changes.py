@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
 from app.customers.models import Customer, ShipTo
+from app.dates import add_years
 from app.masters.models import CancelReason, Carrier, Product, ShippingRate
 from app.orders.models import Order
 from app.orders.pricing import PriceLine, quote
@@ -281,6 +282,10 @@ async def plan_new(
         errors["start_month"] = "開始月を 2026/12 の形式で入力してください。"
     elif start < today.replace(day=1):
         errors["start_month"] = "開始月に過ぎた月は指定できません。"
+    elif start > add_years(today, 1):
+        errors["start_month"] = (
+            f"開始月は1年先（{add_years(today, 1):%Y/%m}）までの月を指定してください。"
+        )
     schedule = parse_schedule(
         interval=data.interval, interval_n=data.interval_n, day=data.day, errors=errors
     )
@@ -564,6 +569,10 @@ async def plan_change(
         last = month_end(until)
         if last < today:
             raise SubscriptionInputError({"until": "休止は今月以降の月を指定してください。"})
+        if until > add_years(today, 1):
+            raise SubscriptionInputError(
+                {"until": f"休止は1年先（{add_years(today, 1):%Y/%m}）までの月を指定してください。"}
+            )
         nxt = _first_after(old, current, last)
         values = {"status": "paused", "paused_until": last, "next_date": nxt}
         summary = f"{until:%Y/%m}まで休止"
