@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 VENDOR := static/vendor
 
-.PHONY: run test install lint typecheck fmt clean bench-screen-pop
+.PHONY: run test fuzz install lint typecheck fmt clean bench-screen-pop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: install
 
 test: install
 	$(BIN)/python -m tests.run
+
+# The caller-ID parsers and the webhook body under many more generated inputs (minutes).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/cti/test_fuzz_parsers.py -q \
+		-p no:cacheprovider --timeout=0
 
 lint: install
 	$(BIN)/ruff check .

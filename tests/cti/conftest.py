@@ -168,3 +168,14 @@ async def redis_prefix(cti_redis_url: str) -> AsyncIterator[str]:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+# --- hypothesis profiles (tests/cti/test_fuzz_parsers.py) -------------------------------------
+# `make test`: "dev", a few examples per property; `make fuzz`: HYPOTHESIS_PROFILE=fuzz.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("dev", max_examples=40, deadline=None, database=None)
+_hypothesis_settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None, database=None, print_blob=True
+)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
