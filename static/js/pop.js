@@ -23,7 +23,10 @@
     window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
   }
   var probing = false;
+  var leaving = false;  // this page is going (e.g. its own ログアウト): nothing to do
+  window.addEventListener("beforeunload", function () { leaving = true; });
   document.addEventListener("htmx:wsClose", function (event) {
+    if (leaving) return;
     var code = event.detail && event.detail.event ? event.detail.event.code : 0;
     if (code === 4401) { toLogin(); return; }
     if (probing) return;
