@@ -13,10 +13,11 @@ Before anything else reads a request (the CSRF check, a route, a query), the gua
   (C0 controls and DEL; a NUL would fail on PostgreSQL): 400. Uploaded files are not checked
   here (the CSV import checks their cells row by row).
 
-A refusal is a Japanese page in the app's frame (for htmx a message in the toast area) and one
-log line; nothing downstream runs, so nothing is written. The checked form is kept on the scope:
-``await request.form()`` anywhere downstream returns it instead of parsing the body again
-with Starlette's own, smaller limits (which would raise English 400s).
+A refusal is the Japanese error page of app/errors.py naming the field (for htmx a toast) and
+one log line (status, method, path, field; never the value); nothing downstream runs, so
+nothing is written. The checked form is kept on the scope: ``await request.form()`` anywhere
+downstream returns it instead of parsing the body again with Starlette's own, smaller limits
+(which would raise English 400s).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import InputsConfig
@@ -357,25 +358,14 @@ class InputGuardMiddleware:
 
 
 def refusal(scope: Scope, refused: InputRefused) -> Response:
-    """The Japanese answer to a refused request: for htmx a message in the toast area (the
-    form stays as typed), else a page in the app's frame."""
-    from app.web import is_htmx, templates
+    """The Japanese answer to a refused request (app/errors.py): a page in the app's frame, for
+    htmx a message in the toast area (the form stays as typed). It names the field and says that
+    nothing was saved."""
+    from app.errors import error_response
 
-    request = Request(scope)
-    if is_htmx(request):
-        return HTMLResponse(
-            f'<p class="toast error" role="alert" data-input-refused="{refused.status}">'
-            f"{_escape(refused.message)}</p>",
-            status_code=refused.status,
-            headers={"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"},
-        )
-    return templates.TemplateResponse(
-        request,
-        "inputs/refused.html",
-        {"message": refused.message, "field": refused.field, "status": refused.status},
-        status_code=refused.status,
+    field = f"（項目: {refused.field}）" if refused.field else ""
+    message = (
+        f"{refused.message}{field}何も保存していません。"
+        "入力を直してから、もう一度操作してください。"
     )
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return error_response(Request(scope), refused.status, message=message)

@@ -56,7 +56,7 @@ def new_customer_form(token: str, **over: str) -> dict[str, str]:
 
 def assert_refused(r: Any, status: int, text: str = "") -> None:
     assert r.status_code == status, r.text[:500]
-    assert 'id="input-refused"' in r.text
+    assert f'data-status="{status}"' in r.text and "error-page" in r.text
     assert "何も保存していません" in r.text
     if text:
         assert text in r.text
