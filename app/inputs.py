@@ -22,9 +22,10 @@ downstream returns it instead of parsing the body again with Starlette's own, sm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from tempfile import SpooledTemporaryFile
 from typing import Any
@@ -39,7 +40,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import InputsConfig
 
-__all__ = ["FORM_SCOPE_KEY", "InputGuardMiddleware", "InputRefused", "check_text"]
+__all__ = [
+    "FORM_SCOPE_KEY",
+    "InputGuardMiddleware",
+    "InputRefused",
+    "check_text",
+    "form_scope",
+    "read_form",
+]
 
 log = logging.getLogger("yebisu.inputs")
 
@@ -253,26 +261,29 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def install_form_cache() -> None:
-    """Make ``Request.form()`` answer with the guard's checked form when there is one.
+async def read_form(request: Request) -> FormData:
+    """The request's form as the input guard checked it (parsed once, within the guard's
+    limits). Routes read their form through this, never ``request.form()``, whose own limits
+    (1,000 fields, 1 MB a field) would refuse in English what the guard let through."""
+    cached = request.scope.get(FORM_SCOPE_KEY)
+    if isinstance(cached, FormData):
+        return cached
+    # No body was checked (not a body method, or the guard is not installed): nothing to parse
+    # beyond what Starlette would.
+    return await request.form()
 
-    Starlette builds a new Request for each route and parses the body again with its own
-    limits (1,000 fields, 1 MB a field), raising English 400s past them; the guard's limits are
-    the application's. Idempotent.
-    """
-    original: Callable[..., Awaitable[FormData]] = Request._get_form
-    if getattr(original, "_yebisu_cached", False):
-        return
 
-    async def _get_form(self: Request, **limits: Any) -> FormData:
-        if self._form is None:
-            cached = self.scope.get(FORM_SCOPE_KEY)
-            if isinstance(cached, FormData):
-                self._form = cached
-        return await original(self, **limits)
-
-    _get_form._yebisu_cached = True  # type: ignore[attr-defined]
-    Request._get_form = _get_form  # type: ignore[method-assign,assignment]
+@contextlib.asynccontextmanager
+async def form_scope(request: Request) -> AsyncIterator[FormData]:
+    """``read_form`` for a block that reads uploaded files; the guard closes them after the
+    response (or this block, for a form the guard did not parse)."""
+    cached = isinstance(request.scope.get(FORM_SCOPE_KEY), FormData)
+    form = await read_form(request)
+    try:
+        yield form
+    finally:
+        if not cached:
+            await form.close()
 
 
 class InputGuardMiddleware:
@@ -282,7 +293,6 @@ class InputGuardMiddleware:
     def __init__(self, app: ASGIApp, config: InputsConfig | None = None) -> None:
         self.app = app
         self.config = config or InputsConfig()
-        install_form_cache()
 
     def _limits(self, path: str) -> _Limits:
         bulk = frozenset(name for pattern, name in BULK_TEXT_FIELDS if pattern.fullmatch(path))

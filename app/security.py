@@ -8,11 +8,13 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.sessions import session_state
+from app.inputs import FORM_SCOPE_KEY
 from app.web import current_staff, templates
 
 __all__ = ["AuthMiddleware", "CSRFMiddleware", "requires_role"]
@@ -103,28 +105,11 @@ class CSRFMiddleware:
         conn = HTTPConnection(scope)
         expected = conn.session.get("csrf", "")
         sent = conn.headers.get("x-csrf-token", "")
-        replay = receive
         if not sent:
-            body = bytearray()
-            more = True
-            while more:
-                message = await receive()
-                body.extend(message.get("body", b""))
-                more = message.get("more_body", False)
-            done = False
-
-            async def replay_receive() -> Message:
-                nonlocal done
-                if not done:
-                    done = True
-                    return {"type": "http.request", "body": bytes(body), "more_body": False}
-                return await receive()
-
-            form = await Request(scope, replay_receive).form()
-            value = form.get("csrf_token", "")
+            # The input guard (app/inputs.py) has parsed and checked the form already.
+            form = scope.get(FORM_SCOPE_KEY)
+            value = form.get("csrf_token", "") if isinstance(form, FormData) else ""
             sent = value if isinstance(value, str) else ""
-            done = False
-            replay = replay_receive
         if not expected or not sent or not hmac.compare_digest(str(expected), sent):
             response = HTMLResponse(
                 "<p>セッションの有効期限が切れたか、不正な送信です。画面を再読み込みしてから"
@@ -133,7 +118,7 @@ class CSRFMiddleware:
             )
             await response(scope, receive, send)
             return
-        await self.app(scope, replay, send)
+        await self.app(scope, receive, send)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

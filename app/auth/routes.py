@@ -20,6 +20,7 @@ from app.auth.service import (
 from app.auth.sessions import end_sessions, purge_expired, rotate_session, session_state
 from app.calls.presence import set_presence
 from app.config import Settings
+from app.inputs import read_form
 from app.web import current_staff, db, templates
 
 
@@ -48,7 +49,7 @@ async def login_submit(request: Request) -> Response:
     one no other logged-in staff member holds — unless 「内線を引き継ぐ」 is ticked, which
     takes it over (audited). The session gets a new id."""
     settings: Settings = request.app.state.settings
-    form = await request.form()
+    form = await read_form(request)
     login = str(form.get("login", "")).strip()
     password = str(form.get("password", ""))
     extension = str(form.get("extension", "")).strip()
@@ -203,7 +204,7 @@ async def password_form(request: Request) -> Response:
 async def password_submit(request: Request) -> Response:
     staff_now = current_staff(request)
     assert staff_now is not None  # AuthMiddleware
-    form = await request.form()
+    form = await read_form(request)
     session = db(request)
     staff = await session.get(Staff, staff_now.id)
     if staff is None:

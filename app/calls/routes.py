@@ -21,6 +21,7 @@ from app.customers.models import Customer
 from app.customers.service import CustomerInputError, register_customer
 from app.dates import parse_date
 from app.hub import Hub
+from app.inputs import read_form
 from app.responses.models import RESPONSE_CATEGORIES, RESPONSE_CHANNELS
 from app.responses.models import Response as Resp
 from app.web import JST, current_staff, db, render, templates
@@ -69,7 +70,7 @@ async def _call_of_form(request: Request) -> Call | None:
     A pop goes out while its call is still being written: a click within those milliseconds
     waits for the row (up to about a second) instead of failing.
     """
-    form = await request.form()
+    form = await read_form(request)
     source, ref = str(form.get("source", "")), str(form.get("call", ""))
     session = db(request)
     for attempt in range(WAIT_FOR_CALL_TRIES):
@@ -113,7 +114,7 @@ async def choose(request: Request) -> Response:
     staff = current_staff(request)
     assert staff is not None
     session = db(request)
-    form = await request.form()
+    form = await read_form(request)
     try:
         customer_id = int(str(form.get("customer_id", "")))
     except ValueError:
@@ -179,7 +180,7 @@ async def register(request: Request) -> Response:
     staff = current_staff(request)
     assert staff is not None
     session = db(request)
-    form = await request.form()
+    form = await read_form(request)
     data = {k: str(form.get(k, "")) for k in ("name", "kana", "phone", "phone_kind")}
     confirmed = str(form.get("confirm", "")) == "1"
     seen = _seen_ids(str(form.get("seen", ""))) if confirmed else set()
@@ -227,7 +228,7 @@ async def presence_widget(request: Request) -> Response:
 async def presence(request: Request) -> Response:
     staff = current_staff(request)
     assert staff is not None
-    form = await request.form()
+    form = await read_form(request)
     state = str(form.get("state", ""))
     if state not in SELECTABLE:
         return Response("状態を選んでください。", status_code=400)
@@ -336,7 +337,7 @@ async def save_response(request: Request) -> Response:
     call = await session.get(Call, _call_id(request))
     if call is None:
         return Response("見つかりません。", status_code=404)
-    form = await request.form()
+    form = await read_form(request)
     category = str(form.get("category", ""))
     channel = str(form.get("channel", "電話"))
     content = str(form.get("content", "")).strip()

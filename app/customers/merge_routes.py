@@ -27,6 +27,7 @@ from app.customers.service import (
     customer_cards,
     register_customer,
 )
+from app.inputs import read_form
 from app.security import requires_role
 from app.web import current_staff, db, render
 from cti_bridge.numbers import normalise_stored
@@ -124,7 +125,7 @@ async def new_customer_save(request: Request) -> Response:
     person, until the operator registers past them (``confirm=1``) — and open the monitor."""
     staff = current_staff(request)
     assert staff is not None
-    form = await request.form()
+    form = await read_form(request)
     values = {k: str(form.get(k, "")) for k in NEW_FIELDS}
     confirmed = str(form.get("confirm", "")) == "1"
     try:
@@ -238,7 +239,7 @@ async def merge(request: Request) -> Response:
     staff = current_staff(request)
     assert staff is not None
     session = db(request)
-    source: Any = await request.form() if request.method == "POST" else request.query_params
+    source: Any = await read_form(request) if request.method == "POST" else request.query_params
     values = {
         k: str(source.get(k, "")) for k in ("survivor", "merged", "purpose", "back", "versions")
     }

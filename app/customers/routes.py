@@ -46,6 +46,7 @@ from app.customers.shiptos import (
     set_ship_to_active,
     update_ship_to,
 )
+from app.inputs import read_form
 from app.monitor.service import age_on
 from app.monitor.web import call_param, customer_missing, render_tab
 from app.web import JST, current_staff, db, is_htmx, render, templates
@@ -275,7 +276,7 @@ async def save(request: Request) -> Response:
     assert staff is not None
     session = db(request)
     cid = _cid(request)
-    data = await request.form()
+    data = await read_form(request)
     may_karte = _may_read_karte(request)
     form = _form_from_post(data, with_karte=may_karte)
     raw_version = str(data.get("version", ""))
@@ -509,7 +510,7 @@ async def ship_to_save(request: Request) -> Response:
     sid = int(raw_sid) if raw_sid is not None else None
     if await session.get(Customer, cid) is None:
         return _missing(request)
-    form = _ship_to_form_from_post(await request.form())
+    form = _ship_to_form_from_post(await read_form(request))
     try:
         if sid is None:
             await add_ship_to(session, customer_id=cid, form=form, staff_id=staff.id)

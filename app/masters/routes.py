@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from app.inputs import form_scope, read_form
 from app.masters import csvio
 from app.masters.fields import Field, MasterSpec, display_value
 from app.masters.ranks import recalculate_ranks
@@ -215,7 +216,7 @@ async def save(request: Request) -> Response:
     existing = await session.get(spec.model, row_id) if row_id is not None else None
     if row_id is not None and existing is None:
         return _not_found()
-    form = await request.form()
+    form = await read_form(request)
     raw = _posted(form, spec)
     row, errors = await save_row(
         session,
@@ -254,7 +255,7 @@ async def toggle_active(request: Request) -> Response:
     spec = _spec(request)
     if spec is None or not spec.retire:
         return _not_found()
-    form = await request.form()
+    form = await read_form(request)
     active = form.get("active") == "1"
     row_id = int(request.path_params["id"])
     staff_id = _staff_id(request)
@@ -283,7 +284,7 @@ async def delete(request: Request) -> Response:
     spec = _spec(request)
     if spec is None or spec.retire:
         return _not_found()
-    form = await request.form()
+    form = await read_form(request)
     try:
         await delete_row(
             db(request), spec, row_id=int(request.path_params["id"]), staff_id=_staff_id(request)
@@ -354,7 +355,7 @@ async def import_preview(request: Request) -> Response:
     spec = _spec(request)
     if spec is None:
         return _not_found()
-    async with request.form() as form:
+    async with form_scope(request) as form:
         upload = form.get("file")
         raw_encoding = form.get("encoding")
         encoding = raw_encoding if isinstance(raw_encoding, str) else "auto"
@@ -391,7 +392,7 @@ async def import_apply(request: Request) -> Response:
     spec = _spec(request)
     if spec is None:
         return _not_found()
-    form = await request.form()
+    form = await read_form(request)
     text = form.get("text")
     raw_encoding = form.get("encoding")
     encoding = raw_encoding if isinstance(raw_encoding, str) else "utf-8"

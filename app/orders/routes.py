@@ -23,6 +23,7 @@ from app.board.notify import board_task
 from app.calls.models import Call
 from app.config import OrdersConfig
 from app.customers.models import Customer
+from app.inputs import read_form
 from app.masters.models import Carrier
 from app.monitor.service import current_call
 from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab, tab_url
@@ -226,7 +227,7 @@ async def _posted(request: Request) -> tuple[int, Call | None, DraftInput] | Res
     call = await current_call(
         session, call_id=call_param(request), staff_id=staff.id, customer_id=customer_id
     )
-    return customer_id, call, parse_form(await request.form())
+    return customer_id, call, parse_form(await read_form(request))
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ async def order_form(request: Request) -> Response:
     if isinstance(posted, Response):
         return posted
     customer_id, call, data = posted
-    form = await request.form()
+    form = await read_form(request)
     draft = await _draft(request, customer_id, data)
     back = form.get("back") == "1"
     ctx = _context(

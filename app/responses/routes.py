@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from app.board.notify import board_task
 from app.calls.models import Call
 from app.customers.models import Customer
+from app.inputs import read_form
 from app.monitor.service import current_call
 from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab
 from app.responses import service
@@ -316,7 +317,7 @@ async def save(request: Request) -> Response:
     if await session.get(Customer, cid) is None:
         return customer_missing(request)
     call = await _call_of(request, cid)
-    form = await request.form()
+    form = await read_form(request)
     typed = _typed(form)
     values = {k: typed[k] for k in ("responded_at", "category", "channel", "content", "answer")}
     call_id = call.id if call is not None else None

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from app.audit.service import record
 from app.db import transaction
+from app.inputs import read_form
 from app.jobs.service import JobError, create_run
 from app.monitor.web import customer_missing, monitor_frame, render_tab
 from app.orders.history_routes import page_param, parse_date, with_call
@@ -140,7 +141,7 @@ async def subscription_new(request: Request) -> Response:
     now = _now()
     choices = await form_choices(session, customer_id=cid)
     settings = request.app.state.settings
-    form = await request.form() if request.method == "POST" else None
+    form = await read_form(request) if request.method == "POST" else None
     data = _new_input(form, now.date())
     if form is None and not data.carrier:
         codes = [c for c, _ in choices.carriers]
@@ -228,7 +229,7 @@ async def subscription_detail(request: Request) -> Response:
     }
     if request.method != "POST":
         return await _tab(request, cid, frame, panel="_detail", context=ctx)
-    form = await request.form()
+    form = await read_form(request)
     data = _change_input(form)
     ctx["typed"] = data
     step = str(form.get("step", "confirm"))
@@ -307,7 +308,7 @@ async def shipments_page(request: Request) -> Response:
 async def shipments_run(request: Request) -> Response:
     """実行: start the daily run for the chosen day; the page shows its progress."""
     today = _now().date()
-    form = await request.form()
+    form = await read_form(request)
     day, error = _day(request, today, form)
     if not error and day > today + dt.timedelta(days=EARLY_DAYS):
         error = f"実行できるのは{EARLY_DAYS}日後の分までです。"
