@@ -23,6 +23,7 @@ from app.csvsafe import safe_cell
 from app.customers.models import Customer, CustomerPhone
 from app.customers.postcodes import PREFECTURES
 from app.dates import window_error
+from app.inputs import read_form
 from app.masters.models import Product, Rank
 from app.outbound import dormant as dormant_svc
 from app.outbound import service
@@ -42,6 +43,8 @@ CSV_HEADER = (
     "顧客名", "コード", "住所", "最終受注日", "最終受注商品名", "個数", "金額",
     "最終アクション日", "放置日数", "最終アクション内容", "電話不可",
 )  # fmt: skip
+
+
 def _today() -> dt.date:
     return dt.datetime.now(JST).date()
 
@@ -130,9 +133,10 @@ async def dormant_count(request: Request) -> Response:
     return HTMLResponse(f'<span id="dormant-count">{n:,} 件</span>')
 
 
-@requires_role("operator", "supervisor")
+@requires_role("supervisor")
 async def dormant_csv(request: Request) -> Response:
-    """The whole list as CSV (UTF-8 with BOM, CRLF), in the list's order."""
+    """The whole list as CSV (UTF-8 with BOM, CRLF), in the list's order: every dormant
+    customer's name and address, so for supervisors (and admin) only, as 受注一覧's CSV."""
     session = db(request)
     form = dormant_svc.parse_form(request.query_params, today=_today())
     if form.errors:
@@ -209,7 +213,7 @@ async def lists_page(request: Request) -> Response:
 @requires_role("supervisor")
 async def create_list(request: Request) -> Response:
     """A work list from the dormant list's filters (posted with the form)."""
-    form_data = await request.form()
+    form_data = await read_form(request)
     params = {k: str(v) for k, v in form_data.items() if isinstance(v, str)}
     form = dormant_svc.parse_form(params, today=_today())
     name = params.get("list_name", "")
@@ -332,7 +336,7 @@ async def dial(request: Request) -> Response:
     if entry is None:
         return Response("見つかりません。", status_code=404)
     session = db(request)
-    form = await request.form()
+    form = await read_form(request)
     phone_id = str(form.get("phone", ""))
     customer = await session.get(Customer, entry.customer_id)
     phone = await session.get(CustomerPhone, int(phone_id)) if phone_id.isdigit() else None
@@ -382,7 +386,7 @@ async def save_result(request: Request) -> Response:
     entry = await _entry(request)
     if entry is None:
         return Response("見つかりません。", status_code=404)
-    form = await request.form()
+    form = await read_form(request)
     values = {k: str(form.get(k, "")).strip() for k in ("result", "callback_at", "note", "next")}
     errors: dict[str, str] = {}
     callback_at = None

@@ -137,6 +137,8 @@ ACCESS: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/outbound"): only("operator", "supervisor"),
     ("POST", "/outbound/lists"): only("supervisor"),
     # 次の顧客 claims an entry: state changes only on POST (issue 14 item 6).
+    # GET shows the lists with that list's 次の顧客 button; only the POST claims an entry.
+    ("GET", "/outbound/lists/{list_id:int}/next"): only("operator", "supervisor"),
     ("POST", "/outbound/lists/{list_id:int}/next"): only("operator", "supervisor"),
     ("GET", "/outbound/entries/{entry_id:int}/banner"): only("operator", "supervisor"),
     ("POST", "/outbound/entries/{entry_id:int}/dial"): only("operator", "supervisor"),
