@@ -275,6 +275,7 @@ async def call_list(request: Request) -> Response:
             "only_missed": only_missed,
             "errors": errors,
             "caller_label": service.caller_label,
+            "answered_elsewhere": service.answered_elsewhere,
         },
     )
 

@@ -256,3 +256,23 @@ def test_ended_call_leaves_a_response_to_complete(
     assert "対応履歴を保存しました。" in r.text and "未入力" not in r.text
     monitor = client.get(f"/customers/{cid}/responses").text
     assert "説明書が入っていなかった" in monitor and "郵送を手配" in monitor
+
+
+def test_a_call_answered_elsewhere_reads_so_in_the_calls_list(
+    client: Any, make_staff: Callable[..., int]
+) -> None:
+    """SIP's "Call completed elsewhere": 着信一覧 says 他で応答, not 終了 or 不在."""
+    from cti_bridge.events import ANSWERED_ELSEWHERE, CallEnded, CallRinging
+
+    make_staff("sv", role="supervisor")
+    login(client, "sv")
+    cti = client.app.state.cti
+    ring = CallRinging(source="sip", call_id="x1", line="main", number="+81667778888")
+    client.portal.call(cti.handle, ring)
+    end = CallEnded(
+        source="sip", call_id="x1", line="main", answered=True, reason=ANSWERED_ELSEWHERE
+    )
+    client.portal.call(cti.handle, end)
+    page = client.get("/calls").text
+    row = next(r for r in page.split("<tr") if "06-6777-8888" in r)
+    assert "他で応答" in row and "不在" not in row and "終了" not in row
