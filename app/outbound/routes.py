@@ -353,7 +353,7 @@ async def dial(request: Request) -> Response:
     staff = current_staff(request)
     assert staff is not None
     presence = await get_presence(session, staff_id=staff.id)
-    extension = (presence.extension if presence is not None else "") or staff.extension
+    extension = presence.extension if presence is not None else staff.extension
     raw_number = phone.e164 or phone.raw
     number = escape(raw_number)
     shown = escape(display_national(phone.e164) if phone.e164 else phone.raw)
@@ -361,6 +361,14 @@ async def dial(request: Request) -> Response:
     if runtime is None or not runtime.can_dial():
         message = f'<a href="tel:{number}">{shown}</a> をクリックして発信してください。'
         return HTMLResponse(f'<p class="dial-status" id="dial-status">{message}</p>')
+    registered = await session.scalar(select(Staff.extension).where(Staff.id == staff.id))
+    if presence is not None and not extension and registered:
+        # Taken over by another log-in (a blank at log-in binds the registered extension).
+        return HTMLResponse(
+            '<p class="dial-status error" id="dial-status">内線がほかの担当者に引き継がれたため'
+            "発信できません。ログインし直して内線を指定してください。</p>",
+            status_code=409,
+        )
     try:
         call_id = await runtime.dial(extension or None, raw_number, line=staff.line)
     except DialError as exc:

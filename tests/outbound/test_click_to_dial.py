@@ -245,3 +245,51 @@ def _tel_flow(client: Any, database_url: str, op: int) -> None:
     )
     assert bad.status_code == 400
     assert "再コール日時は YYYY/MM/DD HH:MM" in bad.text
+
+
+def test_an_extension_taken_over_is_not_dialled_from_the_old_holder(
+    asterisk: FakeAsterisk,
+    settings: Settings,
+    tmp_path: Path,
+    database_url: str,
+    make_staff: Callable[..., int],
+) -> None:
+    """After another log-in took extension 201 over, 発信 of the one it was taken from would
+    ring the new holder's phone: it is refused with a message and nothing is dialled."""
+    from starlette.testclient import TestClient
+
+    from app.main import create_app
+
+    add_customer(database_url, "佐賀 太郎", "サガ タロウ", "03-1234-5678", code="C001")
+    op = make_staff("koga", name="古賀 雅美", role="supervisor", extension="201")
+    make_staff("yamaguchi", name="山口 由美", extension="202", allowed_extensions="*")
+    settings.cti.sources = [
+        AmiSourceConfig(
+            name="ami",
+            line="main",
+            host="127.0.0.1",
+            port=asterisk.port,
+            username="yebisu",
+            secret="s3cret",
+            reconnect_min_s=0.02,
+            reconnect_max_s=0.1,
+        ),
+    ]
+    app = create_app(settings, var_dir=tmp_path / "var")
+    with (
+        TestClient(app, base_url="http://testserver") as client,
+        TestClient(app, base_url="http://testserver") as other,
+    ):
+        assert login(client, "koga").status_code == 303
+        _backdate(database_url)
+        entry_id, phone_id = _make_list(client, database_url, op)
+        client.post("/outbound/lists/1/next", data={"csrf_token": csrf_of(client)})
+        assert login(other, "yamaguchi", extension="201", takeover="1").status_code == 303
+        wait_for(lambda: asterisk.logins >= 1, "the AMI login")
+        dialled = client.post(
+            f"/outbound/entries/{entry_id}/dial",
+            data={"csrf_token": csrf_of(client), "phone": str(phone_id)},
+        )
+        assert dialled.status_code == 409
+        assert "内線がほかの担当者に引き継がれたため発信できません" in dialled.text
+        assert not any(a.get("action") == "Originate" for a in asterisk.actions)
