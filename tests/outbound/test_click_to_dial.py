@@ -100,6 +100,20 @@ def _make_list(client: Any, database_url: str, op: int) -> tuple[int, int]:
     return int(entry_id), int(phone_id)
 
 
+def _ami(asterisk: FakeAsterisk) -> AmiSourceConfig:
+    """The AMI source of the replayed Asterisk, reconnecting quickly."""
+    return AmiSourceConfig(
+        name="ami",
+        line="main",
+        host="127.0.0.1",
+        port=asterisk.port,
+        username="yebisu",
+        secret="s3cret",
+        reconnect_min_s=0.02,
+        reconnect_max_s=0.1,
+    )
+
+
 def test_originate_to_the_operators_extension(
     asterisk: FakeAsterisk,
     settings: Settings,
@@ -116,16 +130,7 @@ def test_originate_to_the_operators_extension(
     op = make_staff("koga", name="古賀 雅美", role="supervisor", extension="201")
     settings.cti.sources = [
         SimulatorSourceConfig(),
-        AmiSourceConfig(
-            name="ami",
-            line="main",
-            host="127.0.0.1",
-            port=asterisk.port,
-            username="yebisu",
-            secret="s3cret",
-            reconnect_min_s=0.02,
-            reconnect_max_s=0.1,
-        ),
+        _ami(asterisk),
     ]
     app = create_app(settings, var_dir=tmp_path / "var")
     with TestClient(app, base_url="http://testserver") as client:
@@ -264,16 +269,7 @@ def test_an_extension_taken_over_is_not_dialled_from_the_old_holder(
     op = make_staff("koga", name="古賀 雅美", role="supervisor", extension="201")
     make_staff("yamaguchi", name="山口 由美", extension="202", allowed_extensions="*")
     settings.cti.sources = [
-        AmiSourceConfig(
-            name="ami",
-            line="main",
-            host="127.0.0.1",
-            port=asterisk.port,
-            username="yebisu",
-            secret="s3cret",
-            reconnect_min_s=0.02,
-            reconnect_max_s=0.1,
-        ),
+        _ami(asterisk),
     ]
     app = create_app(settings, var_dir=tmp_path / "var")
     with (
