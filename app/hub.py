@@ -47,6 +47,9 @@ class Hub:
         self._conns: dict[int, set[Connection]] = defaultdict(set)
         self._topics: dict[str, set[Connection]] = defaultdict(set)
         self._session_of: dict[Connection, str] = {}  # connection -> its session's id hash
+        # Topic sockets (board, 本日の対応) by staff member: closed with their sessions, but
+        # never sent that member's own fragments (pops).
+        self._watching: dict[int, set[Connection]] = defaultdict(set)
 
     def subscribe(self, topic: str, conn: Connection) -> None:
         """Let this connection receive what is published on ``topic``."""
@@ -84,11 +87,19 @@ class Hub:
 
     def unregister(self, staff_id: int, conn: Connection) -> None:
         self._session_of.pop(conn, None)
-        conns = self._conns.get(staff_id)
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
-                del self._conns[staff_id]
+        for registry in (self._conns, self._watching):
+            conns = registry.get(staff_id)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del registry[staff_id]
+
+    def own(self, staff_id: int, conn: Connection, session: str = "") -> None:
+        """A topic socket of this staff member: it closes when their sessions end
+        (:meth:`close_staff`) but gets none of their fragments. Undo with :meth:`unregister`."""
+        self._watching[staff_id].add(conn)
+        if session:
+            self._session_of[conn] = session
 
     async def deliver(self, staff_ids: Iterable[int], html: str) -> None:
         """Send ``html`` to every open tab of these staff members."""
@@ -114,7 +125,7 @@ class Hub:
     ) -> int:
         closing = [
             conn
-            for conn in list(self._conns.get(staff_id, ()))
+            for conn in [*self._conns.get(staff_id, ()), *self._watching.get(staff_id, ())]
             if not keep_session or self._session_of.get(conn) != keep_session
         ]
         for conn in closing:

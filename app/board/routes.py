@@ -15,12 +15,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.audit.service import record
 from app.auth.models import Staff
+from app.auth.sessions import session_state, watch_socket
 from app.board.notify import BOARD_TOPIC, RESPONSES_TOPIC
 from app.board.service import board, render_board
 from app.board.today_pdf import today_pdf
 from app.config import Settings
 from app.db import transaction
 from app.hub import Hub
+from app.inputs import ascii_int
 from app.responses.models import RESPONSE_CATEGORIES
 from app.responses.service import day_responses, parse_date
 from app.security import requires_role
@@ -58,18 +60,21 @@ async def board_ws(ws: WebSocket) -> None:
         return
     hub: Hub = ws.app.state.hub
     await ws.accept()
+    # Closed with the staff member's sessions (log-out, retirement, role or password change),
+    # on every process, like the pops' socket.
+    hub.own(staff.id, ws, session=session_state(ws).id_hash or "")
     hub.subscribe(topic, ws)
     try:
         if topic == BOARD_TOPIC:
             async with transaction(ws.app.state.sessionmaker) as session:
                 html = render_board(await board(session, settings=_settings(ws)), oob=True)
             await ws.send_text(html)
-        while True:
-            await ws.receive_text()
+        await watch_socket(ws, ws.app.state.engine, idle_s=_settings(ws).server.session_idle_s)
     except WebSocketDisconnect:
         pass
     finally:
         hub.unsubscribe(topic, ws)
+        hub.unregister(staff.id, ws)
 
 
 async def _today_context(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
@@ -84,7 +89,7 @@ async def _today_context(request: Request) -> tuple[dict[str, Any], dict[str, st
         day = today
     if values["cat"] and values["cat"] not in RESPONSE_CATEGORIES:
         errors["cat"] = "区分を選んでください。"
-    staff_id = int(values["staff"]) if values["staff"].isdigit() else None
+    staff_id = ascii_int(values["staff"])
     session = db(request)
     me = current_staff(request)
     staff = (

@@ -50,8 +50,8 @@ class Browser:
     def cookie(self) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
 
-    def socket(self, url: str) -> ClientConnection:
-        ws_url = url.replace("http://", "ws://") + "/ws"
+    def socket(self, url: str, path: str = "/ws") -> ClientConnection:
+        ws_url = url.replace("http://", "ws://") + path
         return connect(ws_url, additional_headers={"Cookie": self.cookie()})
 
     def close(self) -> None:
@@ -109,6 +109,36 @@ def test_log_out_on_one_pc_closes_the_socket_of_the_other(
     finally:
         desk.close()
         laptop.close()
+
+
+def test_live_board_and_todays_responses_close_with_the_session(
+    live_server_factory: Callable[..., Any], make_staff: Callable[..., int]
+) -> None:
+    """The board's feed (callers' numbers, customers' names) and 本日の対応 end with the
+    session too: a retired supervisor loses the open board at once, and log-out closes
+    本日の対応's feed."""
+    leader = make_staff("leader", role="supervisor")
+    make_staff("op", extension="201")
+    make_staff("boss", role="admin")
+    server = live_server_factory()
+    sv, op, admin = Browser(server.url), Browser(server.url), Browser(server.url)
+    try:
+        sv.login("leader")
+        op.login("op")
+        admin.login("boss")
+        with sv.socket(server.url, "/board/ws?topic=board") as ws:
+            assert "board" in ws.recv(timeout=5)  # the board at once
+            r = admin.post(f"/masters/staff/{leader}/active", {"active": "0"})
+            assert r.status_code == 303
+            assert closed_within(ws, time.monotonic()) == 4401
+        with op.socket(server.url, "/board/ws?topic=responses") as ws:
+            ws.send("{}")
+            op.post("/logout", {})
+            assert closed_within(ws, time.monotonic()) == 4401
+    finally:
+        sv.close()
+        op.close()
+        admin.close()
 
 
 @pytest.fixture
