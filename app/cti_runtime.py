@@ -16,7 +16,6 @@ import logging
 import time
 import urllib.request
 from collections import OrderedDict
-from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -307,14 +306,24 @@ def _sign(secret: str, body: bytes) -> str:
 async def simulate(request: Request) -> Response:
     """``POST /cti/simulate``: ``yebisu simulate-call`` on the same machine, signed with the
     server's secret key."""
-    body = await request.body()
+    try:
+        body = await _read_body(request, WEBHOOK_MAX_BYTES)
+    except _BodyTooLarge:
+        return JSONResponse({"error": "body too large"}, status_code=413)
+    except WebhookError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     secret = resolve_secret_key(request.app.state.settings, request.app.state.var_dir)
     if not hmac.compare_digest(_sign(secret, body), request.headers.get(SIGNATURE_HEADER, "")):
         return JSONResponse({"error": "bad signature"}, status_code=401)
     sim = _runtime(request).simulator()
     if sim is None:
         return JSONResponse({"error": "no simulator source is running"}, status_code=409)
-    data: dict[str, Any] = json.loads(body)
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return JSONResponse({"error": "body: not JSON"}, status_code=400)
+    if not isinstance(data, dict):
+        return JSONResponse({"error": "body: not a JSON object"}, status_code=400)
     action = data.get("action", "ring")
     if action == "ring":
         call_id = await sim.ring(

@@ -276,3 +276,15 @@ def test_a_call_answered_elsewhere_reads_so_in_the_calls_list(
     page = client.get("/calls").text
     row = next(r for r in page.split("<tr") if "06-6777-8888" in r)
     assert "他で応答" in row and "不在" not in row and "終了" not in row
+
+
+def test_simulate_refuses_a_body_that_is_not_a_json_object(client: Any, settings: Settings) -> None:
+    """`yebisu simulate-call`'s endpoint: signed junk is a clean 400, never a 500."""
+    secret = settings.server.secret_key
+    for body in (b"not json", b"[1, 2]", b"[" * 30000 + b"]" * 30000):
+        sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        r = client.post("/cti/simulate", content=body, headers={"X-Yebisu-Signature": sig})
+        assert r.status_code == 400, body[:20]
+    big = b"{" + b" " * (70 * 1024) + b"}"
+    r = client.post("/cti/simulate", content=big, headers={"X-Yebisu-Signature": "sha256=0"})
+    assert r.status_code == 413
