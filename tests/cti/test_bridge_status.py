@@ -9,10 +9,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from app.config import Settings
@@ -58,10 +59,25 @@ async def test_publisher_writes_a_key_with_ttl_and_readers_see_it(
         await redis.aclose()
 
 
+@pytest.fixture
+def redis_client(settings: Settings, tmp_path: Path) -> Iterator[Any]:
+    """The app with Redis on either run (the SQLite run's settings have none): 管理 reads the
+    bridge processes' states from Redis."""
+    from starlette.testclient import TestClient
+
+    from app.main import create_app
+
+    url = os.environ.get("YEBISU_TEST_REDIS_URL", "")
+    need(bool(url), "Redis (YEBISU_TEST_REDIS_URL)")
+    settings.redis.url = url
+    with TestClient(create_app(settings, var_dir=tmp_path / "var")) as c:
+        yield c
+
+
 def test_admin_shows_a_bridge_process_source_down_with_its_error(
-    client: Any, settings: Settings, make_staff: Callable[..., int], tmp_path: Path
+    redis_client: Any, settings: Settings, make_staff: Callable[..., int], tmp_path: Path
 ) -> None:
-    need(bool(settings.redis.url), "Redis (YEBISU_TEST_REDIS_URL)")
+    client = redis_client
     make_staff("boss", role="admin")
     login(client, "boss")
     sources = [
