@@ -67,7 +67,7 @@ def _split_host(value: str) -> tuple[str, int | None]:
         port_s = rest[1:] if rest.startswith(":") else ""
     else:
         name, _, port_s = value.partition(":")
-    return name, int(port_s) if port_s.isdigit() else None
+    return name, int(port_s) if port_s.isascii() and port_s.isdigit() else None
 
 
 def origin_allowed(origin: str, host: str, allowed: Iterable[str] = ()) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from tempfile import SpooledTemporaryFile
@@ -44,6 +45,7 @@ __all__ = [
     "FORM_SCOPE_KEY",
     "InputGuardMiddleware",
     "InputRefused",
+    "ascii_int",
     "check_text",
     "form_scope",
     "read_form",
@@ -96,6 +98,21 @@ def check_text(raw: bytes, *, field: str = "") -> str:
     if CONTROL.search(text):
         raise InputRefused(400, MSG_CONTROL, field)
     return text
+
+
+def ascii_int(raw: object, *, max_digits: int = 9) -> int | None:
+    """A non-negative number typed by a user (a query value, a form field): ASCII or
+    full-width digits (NFKC-normalised, so a compatibility digit such as ``²`` reads as its
+    digit; surrounding blanks ignored), at most ``max_digits`` of them; None for anything else
+    (empty, a sign, other scripts' digits, a number too long for the database column).
+    ``str.isdigit`` + ``int()`` alone would pass ``²`` to ``int()`` (ValueError) and a
+    20-digit number to the database driver (OverflowError)."""
+    if not isinstance(raw, str):
+        return None
+    text = unicodedata.normalize("NFKC", raw).strip()
+    if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
 
 
 def _size(limit: int) -> str:
@@ -324,7 +341,7 @@ class InputGuardMiddleware:
                 )
                 declared = headers.get("content-length")
                 if declared is not None:
-                    if not declared.isdigit():
+                    if not (declared.isascii() and declared.isdigit()):
                         raise InputRefused(400, MSG_MALFORMED)
                     if int(declared) > limit:
                         raise InputRefused(413, MSG_BODY.format(limit=_size(limit)))

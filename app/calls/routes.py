@@ -20,8 +20,9 @@ from app.customers.duplicates import Candidate, DuplicatesFound
 from app.customers.models import Customer
 from app.customers.service import CustomerInputError, register_customer
 from app.dates import parse_date
+from app.errors import error_response
 from app.hub import Hub
-from app.inputs import read_form
+from app.inputs import ascii_int, read_form
 from app.responses.models import RESPONSE_CATEGORIES, RESPONSE_CHANNELS
 from app.responses.models import Response as Resp
 from app.web import JST, current_staff, db, render, templates
@@ -115,9 +116,8 @@ async def choose(request: Request) -> Response:
     assert staff is not None
     session = db(request)
     form = await read_form(request)
-    try:
-        customer_id = int(str(form.get("customer_id", "")))
-    except ValueError:
+    customer_id = ascii_int(form.get("customer_id"))
+    if customer_id is None:
         return Response("顧客を選んでください。", status_code=400)
     call = await _call_of_form(request)
     if call is None or await session.get(Customer, customer_id) is None:
@@ -141,7 +141,7 @@ async def choose(request: Request) -> Response:
 
 def _seen_ids(raw: str) -> set[int]:
     """The candidate ids a new-customer form showed (``seen=3,17``)."""
-    return {int(part) for part in raw.split(",") if part.strip().isdigit()}
+    return {n for part in raw.split(",") if (n := ascii_int(part)) is not None}
 
 
 def _new_customer_form(
@@ -284,7 +284,7 @@ async def callback_done(request: Request) -> Response:
     session = db(request)
     call = await session.get(Call, _call_id(request))
     if call is None:
-        return Response("見つかりません。", status_code=404)
+        return error_response(request, 404)
     call.callback_status = "done"
     return RedirectResponse(
         request.headers.get("referer") or "/calls?missed=1",
@@ -326,7 +326,7 @@ async def _call_page(
 async def call_detail(request: Request) -> Response:
     call = await db(request).get(Call, _call_id(request))
     if call is None:
-        return Response("見つかりません。", status_code=404)
+        return error_response(request, 404)
     return await _call_page(request, call)
 
 
@@ -337,7 +337,7 @@ async def save_response(request: Request) -> Response:
     session = db(request)
     call = await session.get(Call, _call_id(request))
     if call is None:
-        return Response("見つかりません。", status_code=404)
+        return error_response(request, 404)
     form = await read_form(request)
     category = str(form.get("category", ""))
     channel = str(form.get("channel", "電話"))

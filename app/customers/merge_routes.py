@@ -27,7 +27,7 @@ from app.customers.service import (
     customer_cards,
     register_customer,
 )
-from app.inputs import read_form
+from app.inputs import ascii_int, read_form
 from app.security import requires_role
 from app.web import current_staff, db, render
 from cti_bridge.numbers import normalise_stored
@@ -117,7 +117,7 @@ async def new_customer(request: Request) -> Response:
 
 def _seen(form: FormData) -> set[int]:
     raw = str(form.get("seen", ""))
-    return {int(p) for p in raw.split(",") if p.strip().isdigit()}
+    return {n for p in raw.split(",") if (n := ascii_int(p)) is not None}
 
 
 async def new_customer_save(request: Request) -> Response:
@@ -156,7 +156,8 @@ async def new_customer_save(request: Request) -> Response:
 
 
 def _int(value: str | None, default: int) -> int:
-    return int(value) if value and value.isdigit() else default
+    number = ascii_int(value)
+    return default if number is None else number
 
 
 @requires_role(*MERGE_ROLES)
@@ -168,8 +169,9 @@ async def duplicates(request: Request) -> Response:
     mode = mode if mode in MODES else "name_phone"
     page = await duplicate_groups(db(request), mode=mode, page=_int(q.get("page"), 1))
     done = None
-    if q.get("done", "").isdigit():
-        done = await db(request).get(Customer, int(q["done"]))
+    done_id = ascii_int(q.get("done"))
+    if done_id is not None:
+        done = await db(request).get(Customer, done_id)
     return render(
         request,
         "duplicates",
@@ -191,7 +193,7 @@ async def duplicates(request: Request) -> Response:
 async def _customer_id(session: AsyncSession, value: str) -> int | None:
     """The customer of an お届け先コード (as listed, or typed without the leading zeros)."""
     value = unicodedata.normalize("NFKC", value or "").strip()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         return None
     found = await session.scalar(select(Customer.id).where(Customer.code == value))
     if found is None and len(value) < 8:
@@ -273,11 +275,9 @@ async def merge(request: Request) -> Response:
     if not purpose:
         errors["purpose"] = "統合の理由を入力してください。"
         return await _merge_page(request, plan=plan, values=values, errors=errors, status_code=400)
-    try:
-        shown = tuple(int(x) for x in values["versions"].split(","))
-        versions = (shown[0], shown[1]) if len(shown) == 2 else None
-    except ValueError:
-        versions = None
+    shown = [ascii_int(x, max_digits=18) for x in values["versions"].split(",")]
+    first, second = shown if len(shown) == 2 else (None, None)
+    versions = (first, second) if first is not None and second is not None else None
     try:
         await merge_customers(
             session,

@@ -46,7 +46,8 @@ from app.customers.shiptos import (
     set_ship_to_active,
     update_ship_to,
 )
-from app.inputs import read_form
+from app.errors import error_response
+from app.inputs import ascii_int, read_form
 from app.monitor.service import age_on
 from app.monitor.web import call_param, customer_missing, render_tab
 from app.web import JST, current_staff, db, is_htmx, render, templates
@@ -280,7 +281,8 @@ async def save(request: Request) -> Response:
     may_karte = _may_read_karte(request)
     form = _form_from_post(data, with_karte=may_karte)
     raw_version = str(data.get("version", ""))
-    version = int(raw_version) if raw_version.isdigit() else -1
+    number = ascii_int(raw_version, max_digits=18)
+    version = -1 if number is None else number
     purpose = str(data.get("purpose", ""))
     original = str(data.get("original", ""))
     try:
@@ -341,7 +343,7 @@ async def blank_row(request: Request) -> Response:
     """A new empty phone or e-mail row (the 追加 buttons)."""
     kind = request.path_params["kind"]
     if kind not in ("phone", "email"):
-        return Response("見つかりません。", status_code=404)
+        return error_response(request, 404)
     return templates.TemplateResponse(
         request,
         f"monitor_detail/_{kind}_row.html",
@@ -415,7 +417,7 @@ async def history(request: Request) -> Response:
         customer_id=cid,
         may_read_karte=_may_read_karte(request),
         limit=HISTORY_PAGE,
-        before_id=int(raw_before) if raw_before.isdigit() else None,
+        before_id=ascii_int(raw_before, max_digits=18),
         actions=HISTORY_FILTERS[kind][0],
         exclude=HISTORY_FILTERS[kind][1],
     )

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.db import transaction
+from app.errors import error_response
 from app.jobs.models import JobRun
 from app.jobs.service import JobError, list_runs, rerun
 from app.security import requires_role
@@ -38,7 +39,7 @@ async def job_progress(request: Request) -> Response:
     once finished, tells the page (``HX-Trigger: job-finished``)."""
     run = await db(request).get(JobRun, int(request.path_params["run_id"]))
     if run is None:
-        return Response("ジョブが見つかりません。", status_code=404)
+        return error_response(request, 404, message="ジョブが見つかりません。")
     headers = {"HX-Trigger": "job-finished"} if run.finished else None
     return templates.TemplateResponse(request, "jobs/_progress.html", {"run": run}, headers=headers)
 

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from app.inputs import form_scope, read_form
+from app.errors import error_response
+from app.inputs import ascii_int, form_scope, read_form
 from app.masters import csvio
 from app.masters.fields import Field, MasterSpec, display_value
 from app.masters.ranks import recalculate_ranks
@@ -47,8 +48,8 @@ def _spec(request: Request) -> MasterSpec | None:
     return BY_KEY.get(request.path_params.get("key", ""))
 
 
-def _not_found() -> Response:
-    return Response("指定のマスタまたは行が見つかりません。", status_code=404)
+def _not_found(request: Request) -> Response:
+    return error_response(request, 404, message="指定のマスタまたは行が見つかりません。")
 
 
 def _staff_id(request: Request) -> int | None:
@@ -107,7 +108,7 @@ async def _list_response(
     params = {k: request.query_params.get(k, "") for k in LIST_KEYS}
     status = params["status"] if params["status"] in dict(STATUSES) else "active"
     raw_page = params["page"]
-    page = int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1
+    page = ascii_int(raw_page, max_digits=6) or 1
     session = db(request)
     result = await list_rows(session, spec, q=params["q"], status=status, page=page)
     refs = await load_refs(session, spec)
@@ -141,7 +142,7 @@ async def master_list(request: Request) -> Response:
     """A master's rows: free-text search, 有効のみ / すべて / 使用停止のみ, 50 a page."""
     spec = _spec(request)
     if spec is None:
-        return _not_found()
+        return _not_found(request)
     return await _list_response(request, spec)
 
 
@@ -192,7 +193,7 @@ def _posted(form: FormData, spec: MasterSpec) -> dict[str, str]:
 async def new_form(request: Request) -> Response:
     spec = _spec(request)
     if spec is None:
-        return _not_found()
+        return _not_found(request)
     return await _form_response(request, spec, row=None)
 
 
@@ -201,7 +202,7 @@ async def edit_form(request: Request) -> Response:
     spec = _spec(request)
     row = await db(request).get(spec.model, request.path_params["id"]) if spec else None
     if spec is None or row is None:
-        return _not_found()
+        return _not_found(request)
     return await _form_response(request, spec, row=row)
 
 
@@ -210,12 +211,12 @@ async def save(request: Request) -> Response:
     """Create or update a row; messages beside the fields (HTTP 422) and nothing written."""
     spec = _spec(request)
     if spec is None:
-        return _not_found()
+        return _not_found(request)
     session = db(request)
     row_id = request.path_params.get("id")
     existing = await session.get(spec.model, row_id) if row_id is not None else None
     if row_id is not None and existing is None:
-        return _not_found()
+        return _not_found(request)
     form = await read_form(request)
     raw = _posted(form, spec)
     row, errors = await save_row(
@@ -254,7 +255,7 @@ async def toggle_active(request: Request) -> Response:
     """使用停止 / 使用再開 from the list."""
     spec = _spec(request)
     if spec is None or not spec.retire:
-        return _not_found()
+        return _not_found(request)
     form = await read_form(request)
     active = form.get("active") == "1"
     row_id = int(request.path_params["id"])
@@ -271,7 +272,7 @@ async def toggle_active(request: Request) -> Response:
             actor_admin=_is_admin(request),
         )
     except LookupError:
-        return _not_found()
+        return _not_found(request)
     except MasterRefused as exc:
         return await _list_response(request, spec, notice=str(exc), status_code=409)
     done = "reactivated" if active else "retired"
@@ -283,14 +284,14 @@ async def delete(request: Request) -> Response:
     """Delete a row of a master without 有効 (送料, セット内容, 同梱)."""
     spec = _spec(request)
     if spec is None or spec.retire:
-        return _not_found()
+        return _not_found(request)
     form = await read_form(request)
     try:
         await delete_row(
             db(request), spec, row_id=int(request.path_params["id"]), staff_id=_staff_id(request)
         )
     except LookupError:
-        return _not_found()
+        return _not_found(request)
     back = form.get("back")
     return _to_list(
         request, spec, dict(_parse_qs(back if isinstance(back, str) else "")), done="deleted"
@@ -305,7 +306,7 @@ async def export(request: Request) -> Response:
     """The whole master as CSV (``?encoding=utf-8`` or ``cp932``)."""
     spec = _spec(request)
     if spec is None:
-        return _not_found()
+        return _not_found(request)
     encoding = request.query_params.get("encoding", "utf-8")
     if encoding not in csvio.ENCODINGS:
         return Response("文字コードは utf-8 か cp932 です。", status_code=400)
@@ -345,7 +346,7 @@ async def _import_page(
 async def import_form(request: Request) -> Response:
     spec = _spec(request)
     if spec is None:
-        return _not_found()
+        return _not_found(request)
     return await _import_page(request, spec)
 
 
@@ -354,7 +355,7 @@ async def import_preview(request: Request) -> Response:
     """Read the uploaded file and list every bad row; writes nothing."""
     spec = _spec(request)
     if spec is None:
-        return _not_found()
+        return _not_found(request)
     async with form_scope(request) as form:
         upload = form.get("file")
         raw_encoding = form.get("encoding")
@@ -391,7 +392,7 @@ async def import_apply(request: Request) -> Response:
     """取り込む: check the previewed text again, then write every row in this transaction."""
     spec = _spec(request)
     if spec is None:
-        return _not_found()
+        return _not_found(request)
     form = await read_form(request)
     text = form.get("text")
     raw_encoding = form.get("encoding")

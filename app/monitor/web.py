@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from app.calls.models import Call
 from app.db import utcnow
+from app.inputs import ascii_int
 from app.monitor.service import (
     Header,
     current_call,
@@ -59,14 +60,12 @@ def tab_url(
 
 
 def call_param(request: Request) -> int | None:
-    raw = request.query_params.get("call") or ""
-    return int(raw) if raw.isdigit() else None
+    return ascii_int(request.query_params.get("call"))
 
 
 def outbound_param(request: Request) -> int | None:
     """The outbound work-list entry of a monitor opened in outbound mode (``?outbound=``)."""
-    raw = request.query_params.get("outbound") or ""
-    return int(raw) if raw.isdigit() else None
+    return ascii_int(request.query_params.get("outbound"))
 
 
 async def monitor_frame(request: Request, customer_id: int) -> tuple[Header | None, Call | None]:

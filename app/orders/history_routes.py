@@ -19,6 +19,7 @@ from app import dates
 from app.audit.service import record
 from app.calls.models import Call
 from app.csvsafe import safe_cell
+from app.inputs import ascii_int
 from app.monitor.web import customer_missing, monitor_frame, render_tab
 from app.orders.history import (
     OrderFilter,
@@ -41,7 +42,7 @@ FILTER_KEYS = ("from", "to", "slip", "carrier", "entered_by", "owner", "code", "
 def page_param(request: Request, name: str = "page") -> int:
     """A 1-based page number from the query string (anything else is page 1)."""
     raw = request.query_params.get(name, "")
-    return max(1, int(raw)) if raw.isdigit() and len(raw) < 7 else 1
+    return max(1, ascii_int(raw, max_digits=6) or 1)
 
 
 def with_call(url: str, call: Call | None) -> str:
@@ -100,7 +101,7 @@ def parse_list_form(params: Mapping[str, str], *, today: dt.date) -> ListForm:
     ids: dict[str, int | None] = {}
     for key in ("carrier", "entered_by", "owner"):
         raw = values[key]
-        ids[key] = int(raw) if raw.isdigit() and len(raw) < 10 else None
+        ids[key] = ascii_int(raw)
         if raw and ids[key] is None:
             errors[key] = "一覧から選んでください。"
     filters = OrderFilter(

@@ -23,7 +23,8 @@ from app.board.notify import board_task
 from app.calls.models import Call
 from app.config import OrdersConfig
 from app.customers.models import Customer
-from app.inputs import read_form
+from app.errors import error_response
+from app.inputs import ascii_int, read_form
 from app.masters.models import Carrier
 from app.monitor.service import current_call
 from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab, tab_url
@@ -92,7 +93,7 @@ def _orders(request: Request) -> OrdersConfig:
 
 
 def _int(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
+    return ascii_int(raw)
 
 
 def parse_form(form: FormData) -> DraftInput:
@@ -220,7 +221,7 @@ async def _posted(request: Request) -> tuple[int, Call | None, DraftInput] | Res
     customer_id = int(request.path_params["customer_id"])
     customer = await session.get(Customer, customer_id)
     if customer is None:
-        return Response("顧客が見つかりません。", status_code=404)
+        return error_response(request, 404, message="顧客が見つかりません。")
     # Held for the request: the session's identity map is weak, and the draft reads the
     # customer again (by primary key: from the map while it is held, without a query).
     request.state.customer = customer

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.customers.models import Customer
+from app.inputs import ascii_int
 from app.orders.models import Order, OrderLine
 from app.outbound.models import ACTION_GROUPS, LastAction
 from app.responses.models import ACTION_KINDS, Action
@@ -108,8 +109,9 @@ def parse_form(params: Mapping[str, str], *, today: dt.date) -> DormantForm:
     days = DEFAULT_DAYS
     raw_days = _digits(values["days"])
     if raw_days:
-        if raw_days.isdigit() and 1 <= int(raw_days) <= 36500:
-            days = int(raw_days)
+        number = ascii_int(raw_days, max_digits=5)
+        if number is not None and 1 <= number <= 36500:
+            days = number
         else:
             errors["days"] = "放置日数は 1 以上の日数で入力してください。"
     else:
@@ -119,15 +121,15 @@ def parse_form(params: Mapping[str, str], *, today: dt.date) -> DormantForm:
         raw = _digits(values[key])
         if not raw:
             return None
-        if not raw.isdigit():
+        number = ascii_int(raw)
+        if number is None:
             errors[key] = f"{label}を選んでください。"
-            return None
-        return int(raw)
+        return number
 
     dm = values["dm"] if values["dm"] in DM_CHOICES else ""
     sort = values["sort"] if values["sort"] in SORTS else "days"
     page_raw = _digits(str(params.get("page", "1")))
-    page = int(page_raw) if page_raw.isdigit() and int(page_raw) > 0 else 1
+    page = ascii_int(page_raw, max_digits=6) or 1
     filters = DormantFilters(
         base_date=base,
         group=group,

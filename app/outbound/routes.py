@@ -23,7 +23,8 @@ from app.csvsafe import safe_cell
 from app.customers.models import Customer, CustomerPhone
 from app.customers.postcodes import PREFECTURES
 from app.dates import window_error
-from app.inputs import read_form
+from app.errors import error_response
+from app.inputs import ascii_int, read_form
 from app.masters.models import Product, Rank
 from app.outbound import dormant as dormant_svc
 from app.outbound import service
@@ -204,9 +205,9 @@ async def _lists(request: Request, *, notice: str = "", focus: int | None = None
 async def lists_page(request: Request) -> Response:
     """架電リスト: the lists this operator works on (a supervisor sees every list).
     ``?empty=<list id>``: that list just ran out of customers to call (after a result)."""
-    empty = request.query_params.get("empty", "")
-    if empty.isascii() and empty.isdigit():
-        return await _lists(request, notice=NONE_LEFT, focus=int(empty))
+    empty = ascii_int(request.query_params.get("empty"))
+    if empty is not None:
+        return await _lists(request, notice=NONE_LEFT, focus=empty)
     return await _lists(request)
 
 
@@ -217,7 +218,7 @@ async def create_list(request: Request) -> Response:
     params = {k: str(v) for k, v in form_data.items() if isinstance(v, str)}
     form = dormant_svc.parse_form(params, today=_today())
     name = params.get("list_name", "")
-    operator_ids = [int(str(v)) for v in form_data.getlist("operators") if str(v).isdigit()]
+    operator_ids = [n for v in form_data.getlist("operators") if (n := ascii_int(v)) is not None]
     errors: dict[str, str] = dict(form.errors)
     lst: OutboundList | None = None
     if not errors:
@@ -334,12 +335,12 @@ async def dial(request: Request) -> Response:
     without a dial-capable source the page keeps its ``tel:`` link."""
     entry = await _entry(request)
     if entry is None:
-        return Response("見つかりません。", status_code=404)
+        return error_response(request, 404)
     session = db(request)
     form = await read_form(request)
-    phone_id = str(form.get("phone", ""))
+    phone_id = ascii_int(form.get("phone"))
     customer = await session.get(Customer, entry.customer_id)
-    phone = await session.get(CustomerPhone, int(phone_id)) if phone_id.isdigit() else None
+    phone = await session.get(CustomerPhone, phone_id) if phone_id is not None else None
     if customer is None or phone is None or phone.customer_id != customer.id:
         return HTMLResponse(
             '<p class="dial-status error" id="dial-status">電話番号を選んでください。</p>',
@@ -378,7 +379,7 @@ async def dial(request: Request) -> Response:
             f'接続できません）。<a href="tel:{number}">{shown}</a> から発信してください。</p>',
             status_code=409,
         )
-    log.info("click-to-dial %s: extension %s → %s", call_id, extension, raw_number)
+    log.info("click-to-dial %s: extension %s", call_id, extension)
     # The result of this attempt names this call (the source's call id).
     request.session[f"{DIALLED_KEY}{entry.id}"] = call_id
     return HTMLResponse(
@@ -393,7 +394,7 @@ async def save_result(request: Request) -> Response:
     """結果: recorded as an action (電話) on the customer; 次の顧客 follows."""
     entry = await _entry(request)
     if entry is None:
-        return Response("見つかりません。", status_code=404)
+        return error_response(request, 404)
     form = await read_form(request)
     values = {k: str(form.get(k, "")).strip() for k in ("result", "callback_at", "note", "next")}
     errors: dict[str, str] = {}

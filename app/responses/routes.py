@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from app.board.notify import board_task
 from app.calls.models import Call
 from app.customers.models import Customer
-from app.inputs import read_form
+from app.inputs import ascii_int, read_form
 from app.monitor.service import current_call
 from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab
 from app.responses import service
@@ -72,8 +72,7 @@ def _fragment_for(request: Request, target: str) -> bool:
 
 
 def _page_no(params: Mapping[str, str]) -> int:
-    raw = params.get("page", "")
-    return int(raw) if raw.isdigit() else 1
+    return ascii_int(params.get("page"), max_digits=6) or 1
 
 
 def _pager(path: str, call: Call | None, filters: dict[str, str], page: service.Page[Any]) -> Any:
@@ -284,13 +283,13 @@ async def response_form(request: Request) -> Response:
     call = await _call_of(request, cid)
     if not is_htmx(request):
         return RedirectResponse(_url(f"/customers/{cid}/responses", call), status_code=303)
-    raw = request.query_params.get("response", "")
+    response_id = ascii_int(request.query_params.get("response"))
     editing = None
     notice = ""
-    if raw.isdigit():
+    if response_id is not None:
         editing = await service.response_for_form(
             session,
-            response_id=int(raw),
+            response_id=response_id,
             customer_id=cid,
             call_id=call.id if call is not None else None,
         )
@@ -321,11 +320,12 @@ async def save(request: Request) -> Response:
     typed = _typed(form)
     values = {k: typed[k] for k in ("responded_at", "category", "channel", "content", "answer")}
     call_id = call.id if call is not None else None
+    response_id = ascii_int(typed["response_id"])
     try:
-        if typed["response_id"].isdigit():
+        if response_id is not None:
             await service.complete_response(
                 session,
-                response_id=int(typed["response_id"]),
+                response_id=response_id,
                 customer_id=cid,
                 staff_id=staff.id,
                 call_id=call_id,
@@ -343,9 +343,9 @@ async def save(request: Request) -> Response:
             )
     except service.ResponseInputError as exc:
         editing = None
-        if typed["response_id"].isdigit():
+        if response_id is not None:
             editing = await service.response_for_form(
-                session, response_id=int(typed["response_id"]), customer_id=cid, call_id=call_id
+                session, response_id=response_id, customer_id=cid, call_id=call_id
             )
         if editing is None:
             typed["response_id"] = ""

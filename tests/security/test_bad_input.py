@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from app.inputs import ascii_int
 from tests.security.access_table import ACCESS, PUBLIC, SIGNED
 from tests.security.conftest import Sessions, World, row_counts
 from tests.security.forms import Form, forms_in, route_of
@@ -296,3 +297,103 @@ def test_every_query_string_refuses_bad_input(
     if changed:
         problems.append(f"GET requests wrote rows {changed}")
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+# Query values the app reads as numbers (ids, pages, filters) beyond the fields of the pages'
+# own GET forms: every GET route gets each of them.
+NUMBER_NAMES = (
+    "page",
+    "staff",
+    "before",
+    "done",
+    "call",
+    "outbound",
+    "response",
+    "empty",
+    "reorder",
+    "subscription",
+    "days",
+    "rank",
+    "product",
+    "carrier",
+    "entered_by",
+    "owner",
+    "list",
+    "id",
+)
+HUGE = "9" * 20  # past a 64-bit integer: the database driver would overflow
+SUPERSCRIPT = "%C2%B2"  # "²": str.isdigit() says yes, int() says no
+
+
+def test_every_query_number_is_bounded(
+    sec_app: Any, sessions: Sessions, sec_world: World, found: dict[tuple[str, str], Form]
+) -> None:
+    """A 20-digit number or a superscript digit in any query value is ignored or answered
+    with a Japanese message, never a 5xx, and writes nothing."""
+    problems: list[str] = []
+    before = row_counts(sec_world.url)
+    for case in cases(sec_app):
+        rule = ACCESS.get(case.key)
+        if case.method != "GET" or rule is None or rule == SIGNED or is_mount(sec_app, case):
+            continue
+        client = sessions.use(_who(rule))
+        url = case.url(sec_world.params)
+        form = found.get(case.key)
+        fields = [k for k in (form.fields if form else {}) if k not in SKIP_FIELDS]
+        for name in dict.fromkeys([*fields, *NUMBER_NAMES]):
+            for value, what in ((HUGE, "20 digits"), (SUPERSCRIPT, "superscript digit")):
+                r = client.get(f"{url}?{quote(name)}={value}", follow_redirects=False)
+                if r.status_code >= 500 or (r.status_code >= 400 and not _japanese_4xx(r)):
+                    problems.append(f"GET {url}?{name}= {what}: {r.status_code}")
+    after = row_counts(sec_world.url)
+    changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
+    if changed:
+        problems.append(f"GET requests wrote rows {changed}")
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+def test_every_int_route_with_a_huge_id_is_the_404_page(
+    sec_app: Any, sessions: Sessions, sec_world: World
+) -> None:
+    """Every ``{…:int}`` route with a 20-digit id (past a 64-bit integer) does not match: the
+    Japanese 404 page, never a 5xx from the database driver."""
+    problems: list[str] = []
+    checked = 0
+    for case in cases(sec_app):
+        rule = ACCESS.get(case.key)
+        if case.method == "WS" or rule is None or ":int}" not in case.path:
+            continue
+        who = "admin" if rule == SIGNED else _who(rule)
+        client = sessions.use(who)
+        params = {
+            **sec_world.params,
+            **{name: HUGE for name in re.findall(r"\{(\w+):int\}", case.path)},
+        }
+        url = case.url(params)
+        headers = {"X-CSRF-Token": sessions.tokens[who]} if case.method in UNSAFE else {}
+        r = client.request(case.method, url, headers=headers, follow_redirects=False)
+        checked += 1
+        if r.status_code != 404 or "ページが見つかりません" not in r.text:
+            problems.append(f"{case.method} {url}: {r.status_code}, expected the 404 page")
+    assert checked >= 20, f"only {checked} int routes found"
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("12", 12),
+        ("１２", 12),  # full-width: typed with the Japanese IME
+        (" 7 ", 7),
+        ("²", 2),  # a compatibility digit reads as its digit (NFKC), never a ValueError
+        ("٣", None),  # another script's digit
+        ("-1", None),
+        ("1.5", None),
+        ("", None),
+        (None, None),
+        ("9" * 9, 999_999_999),
+        ("9" * 10, None),  # past max_digits: not a number the database can hold
+    ],
+)
+def test_ascii_int(raw: str | None, expected: int | None) -> None:
+    assert ascii_int(raw) == expected
