@@ -13,7 +13,8 @@ A session ends at log-out, after ``server.session_idle_s`` without a request, af
 ``server.session_max_age_s`` however busy, and at once on every app process when the staff
 member is retired, changes role or password (:func:`end_sessions`): the rows are deleted in
 the caller's transaction, and after its commit the member's websockets are closed (code 4401)
-through the hub.
+through the hub. Expired rows are deleted by the middleware after a response, at most once
+every :data:`PURGE_EVERY_S` per process.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import Delete, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
@@ -48,6 +50,9 @@ TOUCH_S = 60.0
 NO_SESSION_PREFIXES = ("/static/", "/healthz", "/cti/webhook/", "/cti/simulate")
 # session.info key: the staff members whose websockets close once the transaction commits.
 CLOSE_AFTER_COMMIT = "yebisu.close_sockets"
+# Expired sessions are deleted after a response at most this often per app process (every
+# cookie-less visit of the log-in page makes a row: they must not pile up).
+PURGE_EVERY_S = 600.0
 STATE_KEY = "yebisu.session_state"
 
 
@@ -157,6 +162,7 @@ class SessionMiddleware:
         self.idle_s = idle_s
         self.max_age_s = max_age_s
         self.https_only = https_only
+        self._purge_due = 0.0  # time.monotonic() of the next purge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -187,6 +193,23 @@ class SessionMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+        await self._purge_if_due()
+
+    async def _purge_if_due(self) -> None:
+        """Delete expired sessions when :data:`PURGE_EVERY_S` has passed since the last time
+        (the response is already sent; a failure is logged and tried again next time)."""
+        now = time.monotonic()
+        if now < self._purge_due:
+            return
+        self._purge_due = now + PURGE_EVERY_S
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(_expired_stmt(idle_s=self.idle_s))
+            purged = int(getattr(result, "rowcount", 0) or 0)
+            if purged:
+                log.info("purged %d expired sessions", purged)
+        except Exception:
+            log.warning("could not purge expired sessions", exc_info=True)
 
     def _cookie(self, value: str, max_age: int) -> str:
         parts = [f"{COOKIE}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
@@ -295,17 +318,19 @@ async def close_sockets_after_commit(session: AsyncSession, hub: Any) -> None:
             log.warning("could not close the websockets of staff %s", staff_id, exc_info=True)
 
 
-async def purge_expired(session: AsyncSession, *, idle_s: int) -> int:
-    """Delete the sessions past their absolute or idle end; returns how many."""
+def _expired_stmt(*, idle_s: int) -> Delete:
     now = utcnow()
-    result = await session.execute(
-        delete(UserSession).where(
-            or_(
-                UserSession.expires_at <= now,
-                UserSession.last_seen_at <= now - dt.timedelta(seconds=idle_s),
-            )
+    return delete(UserSession).where(
+        or_(
+            UserSession.expires_at <= now,
+            UserSession.last_seen_at <= now - dt.timedelta(seconds=idle_s),
         )
     )
+
+
+async def purge_expired(session: AsyncSession, *, idle_s: int) -> int:
+    """Delete the sessions past their absolute or idle end; returns how many."""
+    result = await session.execute(_expired_stmt(idle_s=idle_s))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

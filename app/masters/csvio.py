@@ -260,7 +260,8 @@ async def apply_import(
         else:
             updated += 1
         changes = apply_values(spec, row, item.values)
-        # 担当者: a password reset, role change or retirement ends that staff's sessions
+        # 担当者: a password reset, a role or extension change or retirement ends that
+        # staff member's sessions
         await staff_changed(
             session,
             spec,

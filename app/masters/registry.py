@@ -94,7 +94,8 @@ SPECS: tuple[MasterSpec, ...] = (
                 default="",
                 in_list=False,
                 help="ログイン時に登録の内線のほかに選べる内線（カンマ区切り）。"
-                "空欄なら登録の内線だけ、* ならどの内線でも。",
+                "空欄なら登録の内線だけ、* ならどの内線でも。"
+                "役割・内線・使える内線は管理者だけが変更できます。",
             ),
             Field("line", "回線・チーム", max_length=32, default="main"),
             Field(

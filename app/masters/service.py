@@ -184,6 +184,10 @@ async def validate(
         for name, message in spec.check(merged).items():
             errors.setdefault(name, message)
     if spec.key == "staff":
+        if not actor_admin:
+            for name, message in _binding_rule(row=row, values=values).items():
+                errors.setdefault(name, message)
+                values.pop(name, None)
         message = await _staff_rule(
             session, row=row, merged=merged, actor_admin=actor_admin, actor_id=actor_id
         )
@@ -239,9 +243,10 @@ async def staff_changed(
     created: bool,
     staff_id: int | None,
 ) -> None:
-    """担当者マスタ after a write: a password reset is audited, and a reset, a role change or
-    retirement ends every session of that staff member (their open pages close within a
-    second of the commit, on every app process)."""
+    """担当者マスタ after a write: a password reset is audited, and a reset, a role change,
+    retirement, a changed 内線, or 使える内線 that no longer allow the extension they are bound
+    to end every session of that staff member (their open pages close within a second of the
+    commit, on every app process; they log in again under the new rules)."""
     if spec.key != "staff" or created:
         return
     from app.auth.sessions import end_sessions
@@ -255,8 +260,24 @@ async def staff_changed(
             staff_id=staff_id,
         )
     retired = "active" in changes and not row.active
-    if "password" in changes or "role" in changes or retired:
+    if (
+        "password" in changes
+        or "role" in changes
+        or retired
+        or "extension" in changes
+        or ("allowed_extensions" in changes and not await _binding_still_allowed(session, row))
+    ):
         await end_sessions(session, staff_id=row.id)
+
+
+async def _binding_still_allowed(session: AsyncSession, row: Any) -> bool:
+    """Whether the extension this staff member is bound to now (at log-in) is still one
+    their log-in may take."""
+    from app.auth.service import may_bind
+    from app.calls.models import Presence
+
+    presence = await session.get(Presence, row.id)
+    return presence is None or may_bind(row, presence.extension)
 
 
 ADMIN_ONLY = "管理者のログインと管理者の権限は、管理者だけが登録・変更できます。"
@@ -272,6 +293,31 @@ def _password_rule(*, row: Any | None, actor_admin: bool, actor_id: int | None) 
     if row is not None and actor_id is not None and row.id == actor_id:
         return OWN_PASSWORD
     return ""
+
+
+EXTENSIONS_ADMIN_ONLY = "内線と使える内線は管理者だけが変更できます。"
+ALLOWED_ADMIN_ONLY = "使える内線は管理者だけが設定できます。"
+ROLE_ADMIN_ONLY = "役割は管理者だけが変更できます。"
+
+
+def _binding_rule(*, row: Any | None, values: dict[str, Any]) -> dict[str, str]:
+    """What a non-administrator may not do in 担当者マスタ (messages per field): change the
+    役割, 内線 or 使える内線 of an existing log-in (their own included: they decide which
+    extensions' pops, with customer data, a log-in receives), nor give a new log-in any
+    使える内線 (it gets its registered 内線 only, until an administrator widens it)."""
+    errors: dict[str, str] = {}
+    if row is None:
+        if values.get("allowed_extensions"):
+            errors["allowed_extensions"] = ALLOWED_ADMIN_ONLY
+        return errors
+    for name, message in (
+        ("role", ROLE_ADMIN_ONLY),
+        ("extension", EXTENSIONS_ADMIN_ONLY),
+        ("allowed_extensions", EXTENSIONS_ADMIN_ONLY),
+    ):
+        if name in values and (values[name] or "") != (getattr(row, name) or ""):
+            errors[name] = message
+    return errors
 
 
 SELF_RETIRE = "自分のアカウントは使用停止にできません。"

@@ -217,3 +217,79 @@ def test_an_admin_sets_no_own_password_in_the_master(
         },
     )
     assert r.status_code == 422 and "「パスワード変更」画面で変更してください" in r.text
+
+
+def test_an_extension_change_by_an_admin_ends_the_sessions_it_no_longer_allows(
+    client: Any, make_staff: Callable[..., int], database_url: str
+) -> None:
+    """A logged-in operator whose 使える内線 no longer include the extension they hold, or
+    whose 内線 changes, is logged out at once (open pages closed), on the form and by CSV; a
+    change that still allows their extension leaves them working."""
+    from tests.masters.test_master_csv import apply_form, upload
+
+    koga = make_staff("koga", name="古賀 雅美", extension="201", allowed_extensions="205")
+    make_staff("boss", role="admin", name="管理 太郎")
+
+    def koga_in(extension: str) -> dict[str, str]:
+        client.cookies.clear()
+        assert login(client, "koga", extension=extension).status_code == 303
+        jar = dict(client.cookies)
+        client.cookies.clear()
+        login(client, "boss")
+        return jar
+
+    def edit(**values: str) -> None:
+        row = staff_row(database_url, "koga")
+        form = {
+            "login": "koga",
+            "name": row.name,
+            "role": row.role,
+            "extension": row.extension,
+            "allowed_extensions": row.allowed_extensions,
+            "line": row.line,
+            "active": "1",
+            **values,
+        }
+        assert post(client, f"/masters/staff/{koga}", form).status_code == 303
+
+    def works(jar: dict[str, str]) -> bool:
+        switch(client, jar)
+        r = client.get("/customers", follow_redirects=False)
+        client.cookies.clear()
+        login(client, "boss")
+        return r.status_code == 200
+
+    jar = koga_in("205")
+    edit(allowed_extensions="205,206")  # 205 still allowed
+    assert works(jar)
+    switch(client, jar)
+    with client.websocket_connect("/ws") as ws:
+        client.cookies.clear()
+        login(client, "boss")
+        edit(allowed_extensions="206")
+        try:
+            ws.receive_text()
+            closed = None
+        except WebSocketDisconnect as exc:
+            closed = exc.code
+    assert closed == 4401
+    assert not works(jar)
+    assert presence_of(database_url)[koga][1] == "offline"
+    assert (
+        "master_update",
+        staff_row(database_url, "boss").id,
+        koga,
+        {"allowed_extensions": ["205,206", "206"]},
+    ) in audit_actions(database_url)
+
+    jar = koga_in("201")  # the registered one: a 使える内線 change leaves it alone
+    edit(allowed_extensions="")
+    assert works(jar)
+    edit(extension="203")  # but a new registered extension ends the session
+    assert not works(jar)
+
+    jar = koga_in("203")
+    r = upload(client, "staff", "ログインID,内線\nkoga,204\n".encode())
+    assert r.status_code == 200
+    assert post(client, "/masters/staff/import/apply", apply_form(r.text)).status_code == 303
+    assert not works(jar)

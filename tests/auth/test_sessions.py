@@ -140,6 +140,41 @@ def test_expired_sessions_are_cleaned_at_log_in(
         assert [r.staff_id is not None for r in rows] == [True]
 
 
+def test_expired_sessions_are_purged_without_a_log_in(
+    settings: Settings,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of cookie-less visits of the log-in page makes rows, and nobody logs in: they
+    are deleted once expired, after a response, at most once every 10 minutes per process."""
+    import app.auth.sessions as sessions
+
+    settings.server.session_idle_s = 1
+    with app_client(settings, tmp_path) as client:
+        for _ in range(5):
+            client.cookies.clear()
+            csrf_of(client)  # the first response purged (nothing yet): the next is 10 min away
+        assert len(session_rows(database_url)) == 5
+        time.sleep(1.2)
+        client.cookies.clear()
+        csrf_of(client)
+        assert len(session_rows(database_url)) == 6  # not due for 10 minutes
+    monkeypatch.setattr(sessions, "PURGE_EVERY_S", 0.0)
+    time.sleep(1.2)
+    with app_client(settings, tmp_path) as client:  # a new process purges at once
+        client.cookies.clear()
+        csrf_of(client)
+        rows = session_rows(database_url)
+        assert len(rows) == 1 and rows[0].staff_id is None
+        time.sleep(1.2)
+        client.get("/healthz")  # no session path: nothing done
+        assert len(session_rows(database_url)) == 1
+        client.cookies.clear()
+        client.get("/login")  # due every time now (PURGE_EVERY_S 0)
+        assert len(session_rows(database_url)) == 1
+
+
 def test_idle_timeout(settings: Settings, tmp_path: Path, make_staff: Callable[..., int]) -> None:
     settings.server.session_idle_s = 2
     make_staff("koga")
@@ -210,7 +245,7 @@ def test_a_role_change_or_retirement_ends_the_sessions(office: Any, database_url
     login(office, "koga")
     koga = dict(office.cookies)
     office.cookies.clear()
-    login(office, "office")
+    login(office, "boss")  # only an administrator changes a role
     staff = dict(office.cookies)
     row = staff_row(database_url, "koga")
     r = post(office, f"/masters/staff/{row.id}", _staff_form(row, role="supervisor"))

@@ -16,7 +16,7 @@ from app.orders.models import Order, OrderLine
 from tests.conftest import csrf_of, login
 from tests.factories import add_customer, add_masters
 from tests.masters.helpers import db_run, error_of, post, text_of
-from tests.masters.test_master_csv import upload
+from tests.masters.test_master_csv import apply_form, upload
 
 
 @pytest.fixture
@@ -436,3 +436,89 @@ def test_a_retired_or_demoted_login_loses_access_at_once(admin: Any, database_ur
     change(active=False)
     gone = admin.get("/customers", follow_redirects=False)
     assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
+
+
+def _staff_form(row: Any, **extra: str) -> dict[str, str]:
+    return {
+        "login": row.login,
+        "name": row.name,
+        "role": row.role,
+        "extension": row.extension,
+        "allowed_extensions": row.allowed_extensions,
+        "line": row.line,
+        "active": "1" if row.active else "",
+        **extra,
+    }
+
+
+def test_only_an_admin_changes_extensions_and_roles(admin: Any, database_url: str) -> None:
+    """Back office keeps the staff master but cannot widen which extensions' pops a log-in
+    receives (its own included), nor change a role: read-only on the form, refused beside the
+    field when posted anyway, a bad row in a CSV; an administrator may."""
+    office = _staff_row(database_url, "office")
+    op = _staff_row(database_url, "op")
+    page = admin.get(f"/masters/staff/{op.id}")
+    for name in ("role", "extension", "allowed_extensions"):
+        assert re.search(rf'<input type="hidden" name="{name}"', page.text)
+        assert f'<p class="mf-readonly" id="f-{name}">' in page.text
+    assert '<input id="f-name" name="name"' in page.text
+    message = "内線と使える内線は管理者だけが変更できます。"
+    for row in (office, op):  # its own row too
+        r = post(admin, f"/masters/staff/{row.id}", _staff_form(row, allowed_extensions="*"))
+        assert r.status_code == 422 and error_of(r.text, "allowed_extensions") == message
+        r = post(admin, f"/masters/staff/{row.id}", _staff_form(row, extension="299"))
+        assert r.status_code == 422 and error_of(r.text, "extension") == message
+    r = post(admin, f"/masters/staff/{op.id}", _staff_form(op, role="supervisor"))
+    assert r.status_code == 422
+    assert error_of(r.text, "role") == "役割は管理者だけが変更できます。"
+    r = post(admin, f"/masters/staff/{office.id}", _staff_form(office, role="supervisor"))
+    assert r.status_code == 422
+    # the rest of the row stays back office's to keep
+    r = post(admin, f"/masters/staff/{op.id}", _staff_form(op, name="古賀 まさみ"))
+    assert r.status_code == 303
+    # a new log-in: its role and registered extension, but no 使える内線
+    new = {"login": "new1", "name": "新人 一郎", "role": "operator", "extension": "205"}
+    page = admin.get("/masters/staff/new")
+    assert '<p class="mf-readonly" id="f-allowed_extensions">' in page.text
+    assert '<input id="f-extension" name="extension"' in page.text
+    r = post(admin, "/masters/staff/new", {**new, "allowed_extensions": "*"})
+    assert r.status_code == 422
+    assert error_of(r.text, "allowed_extensions") == "使える内線は管理者だけが設定できます。"
+    assert post(admin, "/masters/staff/new", new).status_code == 303
+    # CSV: a change is a bad row; the same values (an export read back) pass
+    for body in (
+        "ログインID,使える内線\noffice,*\n",
+        "ログインID,内線\nop,299\n",
+        "ログインID,役割\nop,supervisor\n",
+        "ログインID,氏名,使える内線\nnew2,新人 二郎,201\n",
+    ):
+        r = upload(admin, "staff", body.encode("utf-8"), encoding="utf-8")
+        assert r.status_code == 422 and "管理者だけが" in text_of(r.text), body
+    r = upload(
+        admin,
+        "staff",
+        "ログインID,内線,使える内線,役割\nop,,,operator\n".encode(),
+        encoding="utf-8",
+    )
+    assert r.status_code == 200, text_of(r.text)
+    for login_id in ("office", "op"):
+        row = _staff_row(database_url, login_id)
+        assert (row.extension, row.allowed_extensions) == ("", "")
+    assert _staff_row(database_url, "op").role == "operator"
+    assert _staff_row(database_url, "new1").extension == "205"
+    # an administrator changes them, on the form and by CSV
+    login(admin, "boss")
+    page = admin.get(f"/masters/staff/{op.id}")
+    assert '<input id="f-allowed_extensions" name="allowed_extensions"' in page.text
+    r = post(
+        admin,
+        f"/masters/staff/{op.id}",
+        _staff_form(_staff_row(database_url, "op"), allowed_extensions="*", extension="201"),
+    )
+    assert r.status_code == 303
+    r = upload(admin, "staff", 'ログインID,使える内線,役割\noffice,"202,203",supervisor\n'.encode())
+    assert r.status_code == 200, text_of(r.text)
+    assert post(admin, "/masters/staff/import/apply", apply_form(r.text)).status_code == 303
+    op_row, office_row = _staff_row(database_url, "op"), _staff_row(database_url, "office")
+    assert (op_row.extension, op_row.allowed_extensions) == ("201", "*")
+    assert (office_row.allowed_extensions, office_row.role) == ("202,203", "supervisor")
