@@ -123,7 +123,9 @@ async def load_session(
         .where(UserSession.id_hash == id_hash)
     )
     async with engine.connect() as conn:
-        row = (await conn.execute(stmt)).first()
+        # One round trip: no BEGIN before the look-up and no ROLLBACK after it.
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await auto.execute(stmt)).first()
     if row is None:
         return None
     if not _valid(
