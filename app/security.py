@@ -10,7 +10,7 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.sessions import session_state
@@ -111,10 +111,13 @@ class CSRFMiddleware:
             value = form.get("csrf_token", "") if isinstance(form, FormData) else ""
             sent = value if isinstance(value, str) else ""
         if not expected or not sent or not hmac.compare_digest(str(expected), sent):
-            response = HTMLResponse(
-                "<p>セッションの有効期限が切れたか、不正な送信です。画面を再読み込みしてから"
-                "もう一度操作してください。</p>",
-                status_code=403,
+            from app.errors import error_response
+
+            response = error_response(
+                Request(scope),
+                403,
+                message="セッションの有効期限が切れたか、不正な送信です。何も保存していません。"
+                "画面を再読み込みしてから、もう一度操作してください。",
             )
             await response(scope, receive, send)
             return
