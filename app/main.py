@@ -32,13 +32,13 @@ from app.headers import SecurityHeadersMiddleware
 from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
 from app.inputs import InputGuardMiddleware
-from app.jobs import routes as jobs_routes
-from app.jobs.runtime import JobRuntime
 from app.masters import routes as masters_routes
 from app.orders import history_routes
 from app.orders import routes as orders_routes
 from app.outbound import routes as outbound_routes
 from app.responses import routes as responses_routes
+from app.runs import routes as jobs_routes
+from app.runs.runtime import JobRuntime
 from app.security import AuthMiddleware, CSRFMiddleware
 from app.subscriptions import routes as subscriptions_routes
 from app.web import STATIC_DIR, DBSessionMiddleware, current_staff

@@ -1,8 +1,8 @@
 """Import every feature's models so that metadata (and Alembic) sees all tables."""
 
-import app.jobs.models  # job runs
 import app.masters.models  # every master, including later ones
-import app.outbound.models  # noqa: F401  (outbound work lists)
+import app.outbound.models  # outbound work lists
+import app.runs.models  # noqa: F401  (job runs)
 from app.audit.models import AuditLog
 from app.auth.models import Staff
 from app.calls.models import Call, Presence

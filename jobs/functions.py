@@ -1,5 +1,5 @@
 """The job functions. Each is registered by name and runs the same in the arq worker and
-in-process (``app.jobs.runtime``): ``fn(sessionmaker, progress, params, settings) -> message``.
+in-process (``app.runs.runtime``): ``fn(sessionmaker, progress, params, settings) -> message``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import transaction
-from app.jobs.registry import Progress, job
+from app.runs.registry import Progress, job
 from app.web import JST
 
 SUBSCRIPTION_DAILY = "subscription_daily"

@@ -24,14 +24,14 @@ async def ping(ctx: dict[str, Any]) -> str:
 
 async def run_job(ctx: dict[str, Any], run_id: int) -> str:
     """Execute a queued job run (created by a screen or a re-run)."""
-    from app.jobs.service import execute
+    from app.runs.service import execute
 
     run = await execute(ctx["sessionmaker"], run_id, ctx["settings"])
     return run.status if run is not None else "skipped"
 
 
 async def _daily(ctx: dict[str, Any], name: str) -> str:
-    from app.jobs.schedule import local_now, run_day
+    from app.runs.schedule import local_now, run_day
 
     settings: Settings = ctx["settings"]
     day: dt.date = local_now(settings).date()
@@ -54,7 +54,7 @@ async def rank_cron(ctx: dict[str, Any]) -> str:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    from app.jobs.schedule import catch_up
+    from app.runs.schedule import catch_up
 
     settings: Settings = ctx.get("settings") or load_settings()
     ctx["settings"] = settings

@@ -9,8 +9,8 @@ from starlette.routing import BaseRoute, Route
 
 from app.db import transaction
 from app.errors import error_response
-from app.jobs.models import JobRun
-from app.jobs.service import JobError, list_runs, rerun
+from app.runs.models import JobRun
+from app.runs.service import JobError, list_runs, rerun
 from app.security import requires_role
 from app.web import current_staff, db, render, templates
 

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.jobs.schedule import catch_up, daily_jobs, local_now, run_day
-from app.jobs.service import execute, fail_abandoned
+from app.runs.schedule import catch_up, daily_jobs, local_now, run_day
+from app.runs.service import execute, fail_abandoned
 
 log = logging.getLogger(__name__)
 TICK_S = 30.0

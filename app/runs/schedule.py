@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.jobs.models import JobRun
-from app.jobs.service import JobError, create_run, execute
+from app.runs.models import JobRun
+from app.runs.service import JobError, create_run, execute
 
 log = logging.getLogger(__name__)
 SCHEDULED = ("cron", "catch_up")

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.auth.models import Staff
 from app.config import Settings
 from app.db import utcnow
-from app.jobs.models import JobRun
-from app.jobs.registry import registry
+from app.runs.models import JobRun
+from app.runs.registry import registry
 
 log = logging.getLogger(__name__)
 MAX_ERROR = 4000

@@ -35,13 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.service import record
 from app.config import OrdersConfig
 from app.customers.models import Customer, ShipTo
-from app.jobs.registry import Progress
 from app.masters.models import Product, ShippingRate
 from app.orders.dates import delivery_date, ship_date
 from app.orders.models import Order, OrderLine
 from app.orders.pricing import PriceLine, quote
 from app.orders.service import DraftLine, DraftRow, _expand, product_summary
 from app.responses.models import Action
+from app.runs.registry import Progress
 from app.subscriptions.models import Subscription, SubscriptionItem
 from app.subscriptions.service import next_after
 from app.web import JST

@@ -17,9 +17,9 @@ from starlette.routing import Route
 from app.audit.service import record
 from app.db import transaction
 from app.inputs import read_form
-from app.jobs.service import JobError, create_run
 from app.monitor.web import customer_missing, monitor_frame, render_tab
 from app.orders.history_routes import page_param, parse_date, with_call
+from app.runs.service import JobError, create_run
 from app.security import requires_role
 from app.subscriptions.changes import (
     OPERATIONS,

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker, transaction
-from app.jobs.models import JobRun
-from app.jobs.registry import Progress, job
-from app.jobs.runtime import JobRuntime
-from app.jobs.schedule import catch_up, missed_days
-from app.jobs.service import create_run, execute, rerun
+from app.runs.models import JobRun
+from app.runs.registry import Progress, job
+from app.runs.runtime import JobRuntime
+from app.runs.schedule import catch_up, missed_days
+from app.runs.service import create_run, execute, rerun
 from jobs.functions import SUBSCRIPTION_DAILY
 from tests.conftest import csrf_of, login, need, run_async
 from tests.factories import add_customer, add_masters

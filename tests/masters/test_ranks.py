@@ -16,11 +16,11 @@ from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer
 from app.db import make_engine, make_sessionmaker, transaction
 from app.demo.service import load_masters
-from app.jobs.service import create_run, execute
 from app.masters.models import Rank
 from app.masters.ranks import recalculate_ranks
 from app.monitor.service import monitor_header
 from app.orders.models import Order
+from app.runs.service import create_run, execute
 from jobs.functions import RANK_RECALCULATION
 
 TODAY = dt.date(2025, 4, 21)

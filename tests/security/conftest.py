@@ -90,9 +90,9 @@ async def _build_world(url: str) -> World:
     from app.customers.models import Customer, ShipTo
     from app.db import make_engine, make_sessionmaker, transaction
     from app.demo.service import generate
-    from app.jobs.models import JobRun
     from app.masters.models import Product
     from app.outbound.models import OutboundEntry, OutboundList, OutboundOperator
+    from app.runs.models import JobRun
     from app.subscriptions.models import Subscription
 
     await generate(url, customers=30, seed=7)
