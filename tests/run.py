@@ -1,7 +1,8 @@
 """`make test`: the whole suite on SQLite, then again on PostgreSQL + Redis when configured.
 
 ``YEBISU_TEST_DATABASE_URL`` (postgresql+psycopg://…) and ``YEBISU_TEST_REDIS_URL`` select the
-second run. Extra arguments are passed to pytest. The last line printed sums both runs.
+second run. Extra arguments are passed to pytest; the 25 slowest tests are listed after each
+run. The last line printed sums both runs.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ def _run(label: str, backend: str, extra: list[str]) -> tuple[int, dict[str, int
     junit = ARTIFACTS / f"junit-{backend}.xml"
     env = {**os.environ, "YEBISU_TEST_BACKEND": backend}
     print(f"\n==== {label} ====", flush=True)
-    rc = subprocess.call(
-        [sys.executable, "-m", "pytest", f"--junitxml={junit}", "-p", "no:cacheprovider", *extra],
-        env=env,
-    )
+    # --durations=25: the slowest tests are listed at the end of each run (and in CI's output);
+    # an argument given to `make test` / tests.run comes later and wins.
+    cmd = [sys.executable, "-m", "pytest", f"--junitxml={junit}", "-p", "no:cacheprovider"]
+    rc = subprocess.call([*cmd, "--durations=25", *extra], env=env)
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     if junit.exists():
         root = ET.parse(junit).getroot()
