@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from app.web import CurrentStaff
+
+class _Staff(Protocol):
+    """Who is asking (``app.web.CurrentStaff``): the menu needs only their roles."""
+
+    def has_role(self, *roles: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ class MenuItem:
     active: bool
 
 
-def menu_for(staff: CurrentStaff | None, path: str) -> list[MenuItem]:
+def menu_for(staff: _Staff | None, path: str) -> list[MenuItem]:
     if staff is None:
         return []
 

@@ -16,6 +16,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.sessions import CLOSE_AFTER_COMMIT, close_sockets_after_commit
+from app.menu import menu_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -43,8 +44,6 @@ def csrf_token(conn: HTTPConnection) -> str:
 
 
 def _base_context(request: Request) -> dict[str, Any]:
-    from app.menu import menu_for
-
     staff = current_staff(request)
     return {
         "staff": staff,

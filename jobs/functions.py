@@ -56,7 +56,7 @@ async def rank_recalculation(
     settings: Settings,
 ) -> str:
     """Every customer's rank as of the day (R1)."""
-    from app.masters.ranks import recalculate_ranks
+    from app.orders.ranks import recalculate_ranks
 
     async with transaction(sessionmaker) as session:
         changed = await recalculate_ranks(session, today=_day(params))

@@ -15,8 +15,7 @@ from app.calls.service import caller_label
 from app.config import Settings
 from app.customers.models import Customer
 from app.db import utcnow
-from app.orders.history import VOID_STATUSES
-from app.orders.models import Order
+from app.orders.models import VOID_STATUSES, Order
 from app.outbound.service import DueCallback, overdue_callbacks
 from app.responses.models import Action, Response
 from app.web import JST, templates

@@ -14,6 +14,15 @@ from app.db import Base, UTCDateTime, utcnow
 # b-tree index whatever the database's collation is.
 SEARCH_KEY = String(100).with_variant(String(100, collation="C"), "postgresql")
 
+# A phone number's kind (customer_phones.kind) and its label.
+PHONE_KINDS = {
+    "home": "自宅",
+    "mobile": "携帯",
+    "office": "勤務先",
+    "fax": "FAX",
+    "other": "その他",
+}
+
 
 class Customer(Base):
     __tablename__ = "customers"

@@ -15,17 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
 from app.customers.keys import kana_key, name_key
-from app.customers.models import Customer, CustomerEmail, CustomerPhone
+from app.customers.models import PHONE_KINDS, Customer, CustomerEmail, CustomerPhone
 from app.db import UTCDateTime
 from cti_bridge.numbers import display_national, last8, normalise_stored
-
-PHONE_KINDS = {
-    "home": "自宅",
-    "mobile": "携帯",
-    "office": "勤務先",
-    "fax": "FAX",
-    "other": "その他",
-}
 
 
 @dataclass

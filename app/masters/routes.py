@@ -16,7 +16,6 @@ from app.errors import error_response
 from app.inputs import ascii_int, form_scope, read_form
 from app.masters import csvio
 from app.masters.fields import Field, MasterSpec, display_value
-from app.masters.ranks import recalculate_ranks
 from app.masters.registry import BY_KEY, GROUPS, SPECS
 from app.masters.service import (
     STATUSES,
@@ -28,6 +27,7 @@ from app.masters.service import (
     save_row,
     set_active,
 )
+from app.orders.ranks import recalculate_ranks
 from app.security import requires_role
 from app.web import JST, current_staff, db, is_htmx, render
 

@@ -12,8 +12,7 @@ from app.audit.models import AuditLog
 from app.audit.service import record
 from app.auth.models import Staff
 from app.calls.models import Call
-from app.customers.models import Customer, CustomerPhone
-from app.customers.service import PHONE_KINDS
+from app.customers.models import PHONE_KINDS, Customer, CustomerPhone
 from app.masters.models import Rank
 from cti_bridge.numbers import display_national
 

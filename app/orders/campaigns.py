@@ -15,8 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.masters.models import Campaign, Product
-from app.orders.history import VOID_STATUSES
-from app.orders.models import Order
+from app.orders.models import VOID_STATUSES, Order
 
 
 @dataclass(frozen=True)

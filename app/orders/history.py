@@ -24,7 +24,7 @@ from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, ShipTo
 from app.customers.service import like_prefix
 from app.masters.models import Ad, Carrier, OrderCampaign, SetItem
-from app.orders.models import Order, OrderLine
+from app.orders.models import VOID_STATUSES, Order, OrderLine
 
 SLIP_LABELS = {"normal": "通常", "subscription": "定期"}
 PAYMENT_LABELS = {"paid": "済", "unpaid": "未", "returned": "返"}
@@ -34,7 +34,6 @@ STATUS_LABELS = {
     "cancelled": "キャンセル",
     "returned": "返品",
 }
-VOID_STATUSES = ("cancelled", "returned")
 PAYMENT_METHOD_LABELS = {
     "cod": "代引",
     "postal": "郵便振替",

@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
 
+# Orders in these statuses are void: they count for no total, no rank and no campaign.
+VOID_STATUSES = ("cancelled", "returned")
+
 
 class Order(Base):
     __tablename__ = "orders"

@@ -40,8 +40,7 @@ from app.audit.models import AuditLog
 from app.customers.models import Customer
 from app.db import UTCDateTime, utcnow
 from app.masters.models import Rank
-from app.orders.history import VOID_STATUSES
-from app.orders.models import Order
+from app.orders.models import VOID_STATUSES, Order
 
 PURPOSE = "ランク再計算"
 HISTORY_LABEL = "ランク"  # the 変更履歴 shows the key of the change as its label

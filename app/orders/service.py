@@ -15,7 +15,6 @@ import datetime as dt
 import re
 import unicodedata
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +29,16 @@ from app.audit.service import record
 from app.config import OrdersConfig
 from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, ShipTo
-from app.masters.campaigns import (
+from app.masters.models import (
+    Ad,
+    Carrier,
+    OrderCampaign,
+    Present,
+    Product,
+    ShipOrigin,
+    ShippingRate,
+)
+from app.orders.campaigns import (
     AppliedCampaign,
     CampaignOutcome,
     campaigns_on,
@@ -38,18 +46,15 @@ from app.masters.campaigns import (
     is_new_customer,
     present_products,
 )
-from app.masters.models import (
-    Ad,
-    Carrier,
-    Companion,
-    OrderCampaign,
-    Present,
-    Product,
-    SetItem,
-    ShipOrigin,
-    ShippingRate,
-)
 from app.orders.dates import delivery_date, is_shipping_day, ship_date
+from app.orders.lines import (
+    INTERVALS,
+    PAYMENT_METHODS,
+    DraftLine,
+    DraftRow,
+    expand_lines,
+    product_summary,
+)
 from app.orders.models import Order, OrderLine
 from app.orders.pricing import PriceLine, Quote, quote
 from app.responses.models import Action
@@ -57,7 +62,6 @@ from app.subscriptions.models import Subscription, SubscriptionItem
 from app.subscriptions.terms import Terms, subscription_terms
 
 SLIP_TYPES = {"normal": "通常", "subscription": "定期"}
-PAYMENT_METHODS = {"cod": "代引", "postal": "郵便振替", "card": "クレジット", "bank": "銀行振込"}
 TIME_SLOTS = {
     "": "指定なし",
     "0812": "午前中",
@@ -68,13 +72,6 @@ TIME_SLOTS = {
 }
 CATEGORIES = ("通常", "返品交換", "サンプル")
 ALLOCATIONS = ("電話", "FAX", "ハガキ", "Web")
-# 定期 interval choices: key -> (label, unit, fixed n or None when the operator gives N)
-INTERVALS: dict[str, tuple[str, str, int | None]] = {
-    "m1": ("毎月", "month", 1),
-    "m2": ("2ヶ月ごと", "month", 2),
-    "m": ("Nヶ月ごと", "month", None),
-    "w": ("N週ごと", "week", None),
-}
 MAX_QUANTITY = 999
 MAX_UNIT_PRICE = 9_999_999
 MAX_NOTE = 1000
@@ -141,40 +138,6 @@ class DraftInput:
 
 
 # --- draft ------------------------------------------------------------------------------------
-
-
-@dataclass
-class DraftLine:
-    """One order line as it will be stored. Parts of a set and companions (同梱) carry no
-    price and point at the line they came from."""
-
-    position: int
-    product_id: int
-    code: str
-    name: str
-    quantity: int
-    unit_price: int
-    amount: int
-    tax_class: str
-    is_present: bool
-    parent_position: int | None
-    kind: str  # item / part / companion / present (a campaign's present)
-
-
-@dataclass
-class DraftRow:
-    """A line the operator typed, with what it expands to."""
-
-    index: int
-    code: str
-    quantity: str
-    unit_price: str
-    base: str
-    name: str = ""
-    line: DraftLine | None = None
-    is_set: bool = False
-    subscribable: bool = False
-    children: list[DraftLine] = field(default_factory=list)
 
 
 @dataclass
@@ -260,14 +223,6 @@ class SubmitResult:
     created: bool  # False: the idempotency key had made this order already
     campaigns: list[OrderCampaign] = field(default_factory=list)  # as applied to the order
     carrier_name: str | None = None  # known when the order was made now (else look it up)
-
-
-def product_summary(items: Sequence[tuple[str, int]]) -> str:
-    """健康トニック 1個 ほか — the first product and its quantity, "ほか" when there are more."""
-    if not items:
-        return ""
-    name, qty = items[0]
-    return f"{name} {qty}個" + (" ほか" if len(items) > 1 else "")
 
 
 # --- parsing helpers ----------------------------------------------------------------------------
@@ -565,7 +520,7 @@ async def build_draft(
         if item is not None:
             items.append(item)
     out.lines = [LineInput(r.code, r.quantity, r.unit_price, r.base) for r in rows]
-    lines = await _expand(session, items)
+    lines = await expand_lines(session, items)
     if not rows:
         errors["lines"] = "商品を1つ以上入力してください。"
 
@@ -1002,72 +957,6 @@ def _plan(
         due_on=deliver_on,
         next_date=next_date,
     )
-
-
-async def _expand(
-    session: AsyncSession, items: list[tuple[DraftRow, Product, int, int]]
-) -> list[DraftLine]:
-    """Item lines with the parts of set products under them and their companions (同梱)."""
-    if not items:
-        return []
-    ids = {p.id for _, p, _, _ in items}
-    parts: dict[int, list[SetItem]] = {}
-    for si in await session.scalars(
-        select(SetItem).where(SetItem.set_product_id.in_(ids)).order_by(SetItem.id)
-    ):
-        parts.setdefault(si.set_product_id, []).append(si)
-    part_ids = {si.component_id for group in parts.values() for si in group}
-    companions: dict[int, list[Companion]] = {}
-    for c in await session.scalars(
-        select(Companion).where(Companion.product_id.in_(ids | part_ids)).order_by(Companion.id)
-    ):
-        companions.setdefault(c.product_id, []).append(c)
-    wanted = part_ids | {c.companion_id for group in companions.values() for c in group}
-    products: dict[int, Product] = {p.id: p for _, p, _, _ in items}
-    missing = wanted - products.keys()
-    if missing:
-        for p in await session.scalars(select(Product).where(Product.id.in_(missing))):
-            products[p.id] = p
-
-    lines: list[DraftLine] = []
-
-    def add(product: Product, qty: int, price: int, kind: str, parent: int | None) -> DraftLine:
-        line = DraftLine(
-            position=len(lines),
-            product_id=product.id,
-            code=product.code,
-            name=product.name,
-            quantity=qty,
-            unit_price=price,
-            amount=qty * price,
-            tax_class=product.tax_class,
-            is_present=product.is_present,
-            parent_position=parent,
-            kind=kind,
-        )
-        lines.append(line)
-        return line
-
-    for row, product, qty, price in items:
-        item = add(product, qty, price, "item", None)
-        row.line = item
-        sources = [item]
-        for si in parts.get(product.id, []):
-            part = add(products[si.component_id], si.quantity * qty, 0, "part", item.position)
-            row.children.append(part)
-            sources.append(part)
-        row.is_set = len(sources) > 1
-        for source in sources:
-            for c in companions.get(source.product_id, []):
-                extra = add(
-                    products[c.companion_id],
-                    c.quantity * source.quantity,
-                    0,
-                    "companion",
-                    source.position,
-                )
-                row.children.append(extra)
-    return lines
 
 
 # --- submit -------------------------------------------------------------------------------------

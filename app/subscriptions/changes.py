@@ -21,9 +21,9 @@ from app.audit.service import record
 from app.customers.models import Customer, ShipTo
 from app.dates import add_years
 from app.masters.models import CancelReason, Carrier, Product, ShippingRate
+from app.orders.lines import INTERVALS, PAYMENT_METHODS
 from app.orders.models import Order
 from app.orders.pricing import PriceLine, quote
-from app.orders.service import INTERVALS, PAYMENT_METHODS
 from app.responses.service import save_response
 from app.subscriptions.models import Subscription, SubscriptionItem
 from app.subscriptions.service import (

@@ -37,9 +37,9 @@ from app.config import OrdersConfig
 from app.customers.models import Customer, ShipTo
 from app.masters.models import Product, ShippingRate
 from app.orders.dates import delivery_date, ship_date
+from app.orders.lines import DraftLine, DraftRow, expand_lines, product_summary
 from app.orders.models import Order, OrderLine
 from app.orders.pricing import PriceLine, quote
-from app.orders.service import DraftLine, DraftRow, _expand, product_summary
 from app.responses.models import Action
 from app.runs.registry import Progress
 from app.subscriptions.models import Subscription, SubscriptionItem
@@ -109,7 +109,7 @@ async def _expand_all(
     out: dict[int, list[DraftLine]] = defaultdict(list)
     item_no = -1
     base = 0
-    for line in await _expand(session, typed):
+    for line in await expand_lines(session, typed):
         if line.kind == "item":
             item_no += 1
             sid = owners[item_no]

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from app.db import make_engine, make_sessionmaker, transaction
 from app.demo.service import load_marketing, load_masters
-from app.masters.campaigns import campaigns_on
 from app.masters.models import Campaign, CancelReason, Survey, SurveyChoice, SurveyQuestion
+from app.orders.campaigns import campaigns_on
 
 TODAY = dt.date(2025, 4, 21)
 

@@ -17,9 +17,9 @@ from app.customers.models import Customer
 from app.db import make_engine, make_sessionmaker, transaction
 from app.demo.service import load_masters
 from app.masters.models import Rank
-from app.masters.ranks import recalculate_ranks
 from app.monitor.service import monitor_header
 from app.orders.models import Order
+from app.orders.ranks import recalculate_ranks
 from app.runs.service import create_run, execute
 from jobs.functions import RANK_RECALCULATION
 
