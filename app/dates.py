@@ -11,11 +11,25 @@ their own, business window with :func:`window_error` (e.g. お届け予定日 wi
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 import unicodedata
+from zoneinfo import ZoneInfo
 
-__all__ = ["EARLIEST", "LATEST", "add_years", "parse_date", "window_error"]
+__all__ = [
+    "EARLIEST",
+    "JST",
+    "LATEST",
+    "add_months",
+    "add_years",
+    "parse_date",
+    "today_jst",
+    "window_error",
+]
+
+# The call centres' time zone: "today", business days and the dates staff type are JST.
+JST = ZoneInfo("Asia/Tokyo")
 
 # No date typed into YEBISU is meaningful outside these (birth dates included).
 EARLIEST = dt.date(1900, 1, 1)
@@ -57,6 +71,20 @@ def add_years(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year + years)
     except ValueError:
         return day.replace(year=day.year + years, day=28)
+
+
+def add_months(day: dt.date, months: int, day_of_month: int) -> dt.date:
+    """Day ``day_of_month`` of the month ``months`` after ``day``'s month; a day the month
+    lacks falls to its last day (the 31st of June is June 30th)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return dt.date(year, month + 1, min(day_of_month, last))
+
+
+def today_jst() -> dt.date:
+    """Today's date in Japan (whatever the server's own time zone)."""
+    return dt.datetime.now(JST).date()
 
 
 def window_error(

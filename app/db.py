@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from app.events import BUS_KEY, EventBus, dispatch_committed, drop_pending
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -86,19 +88,27 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEn
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: AsyncEngine, *, events: EventBus | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of ``engine``; with ``events``, the events published on them
+    (:func:`app.events.publish`) reach that bus after their commit."""
+    info = {BUS_KEY: events} if events is not None else None
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @asynccontextmanager
 async def transaction(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success, roll back on any error. Events published on the
+    session go to their subscribers after the commit."""
     async with sessionmaker() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
+            drop_pending(session)
             await session.rollback()
             raise
+        dispatch_committed(session)

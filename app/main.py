@@ -19,6 +19,7 @@ from app.admin import routes as admin_routes
 from app.auth import routes as auth_routes
 from app.auth.sessions import SessionMiddleware, session_state, watch_socket
 from app.board import routes as board_routes
+from app.board.notify import subscribe_board
 from app.calls import routes as calls_routes
 from app.calls.service import pops_for
 from app.config import Settings, load_settings
@@ -28,6 +29,7 @@ from app.customers import merge_routes
 from app.customers import routes as customers_routes
 from app.db import make_engine, make_sessionmaker, transaction
 from app.errors import exception_handlers, install_log_filter
+from app.events import EventBus
 from app.headers import SecurityHeadersMiddleware
 from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
@@ -113,7 +115,8 @@ def create_app(
     engine = make_engine(
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
-    sessionmaker = make_sessionmaker(engine)
+    events = EventBus()  # what features publish after their commits (app.events)
+    sessionmaker = make_sessionmaker(engine, events=events)
     hub: Hub = (
         RedisHub(settings.redis.url, settings.redis.channel_prefix) if settings.redis.url else Hub()
     )
@@ -124,6 +127,7 @@ def create_app(
         cti = CtiRuntime(settings, sessionmaker, hub)
         app.state.cti = cti
         await cti.start()
+        unsubscribe_board = subscribe_board(events, cti.board)
         jobs = JobRuntime(settings, sessionmaker)
         app.state.jobs = jobs
         await jobs.start()
@@ -134,6 +138,7 @@ def create_app(
             yield
         finally:
             await jobs.stop()
+            unsubscribe_board()
             await cti.stop()
             await hub.stop()
             # A replay shielded from its closed tab still holds a connection: let it check in
@@ -185,6 +190,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
+    app.state.events = events
     app.state.hub = hub
     app.state.var_dir = var_dir
     return app

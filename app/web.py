@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection, Request
@@ -16,12 +15,13 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.sessions import CLOSE_AFTER_COMMIT, close_sockets_after_commit
+from app.dates import JST
+from app.events import dispatch_committed
 from app.menu import menu_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
-JST = ZoneInfo("Asia/Tokyo")
 
 
 def _jst(value: dt.datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
@@ -105,6 +105,15 @@ def current_staff(conn: HTTPConnection) -> CurrentStaff | None:
     return CurrentStaff(**data) if data else None
 
 
+def require_staff(conn: HTTPConnection) -> CurrentStaff:
+    """The logged-in staff member, in a route that ``AuthMiddleware`` (or ``requires_role``)
+    only lets logged-in staff reach: none there is a programming error."""
+    staff = current_staff(conn)
+    if staff is None:
+        raise RuntimeError("require_staff() outside AuthMiddleware: nobody is logged in")
+    return staff
+
+
 class _LazySession:
     def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
         self.maker = maker
@@ -124,6 +133,8 @@ def db(request: Request) -> AsyncSession:
 
 class DBSessionMiddleware:
     """One session per request: commit before a success response starts, else roll back.
+    After a commit, the events published on the session go to their subscribers
+    (:mod:`app.events`).
     After a commit, the websockets of staff members whose sessions were ended in it
     (:func:`app.auth.sessions.end_sessions`) are closed on every app process."""
 
@@ -153,6 +164,8 @@ class DBSessionMiddleware:
                     await session.rollback()
             finally:
                 await session.close()
+            if ok:  # committed: the events published in the request reach their subscribers
+                dispatch_committed(session)
             if ok and session.info.get(CLOSE_AFTER_COMMIT):
                 hub = getattr(scope["app"].state, "hub", None)
                 if hub is not None:

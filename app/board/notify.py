@@ -4,6 +4,10 @@ The board is rendered once per change (changes arriving together are coalesced) 
 on the hub's ``board`` topic; today's responses get a one-line signal on ``responses`` that
 makes each open page reload its own filtered list. Nothing here runs on the pop path: CTI
 events poke the notifier after their fragments were delivered.
+
+Features do not call the board: they publish events (:mod:`app.events`) after which the board
+refreshes; :func:`subscribe_board` maps each event to what it changes. Only the CTI runtime
+(the composition side, which owns the notifier) pokes it directly.
 """
 
 from __future__ import annotations
@@ -12,14 +16,23 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.background import BackgroundTask
-from starlette.requests import Request
 
 from app.config import Settings
 from app.db import transaction
+from app.events import (
+    CallChanged,
+    Event,
+    EventBus,
+    OrderPlaced,
+    OutboundListCreated,
+    OutboundResultSaved,
+    PresenceChanged,
+    ResponseSaved,
+)
 from app.hub import Hub
 
 if TYPE_CHECKING:
@@ -133,30 +146,28 @@ class BoardNotifier:
         self._ticker = None
 
 
-def notifier(app: object) -> BoardNotifier | None:
-    """The app's notifier (kept by its CTI runtime), if the app is running."""
-    state = getattr(app, "state", None)
-    cti = getattr(state, "cti", None)
-    found = getattr(cti, "board", None)
-    return found if isinstance(found, BoardNotifier) else None
+# What each event changes on the board ("response" also reloads 本日の対応's open lists).
+BOARD_KINDS: dict[type[Event], str] = {
+    OrderPlaced: "order",
+    ResponseSaved: "response",
+    CallChanged: "call",
+    PresenceChanged: "presence",
+    OutboundListCreated: "outbound",
+    OutboundResultSaved: "outbound",
+}
 
 
-def poke(request: Request, *, kind: str) -> None:
-    """Refresh the boards now (call it after the commit, e.g. from a background task)."""
-    found = notifier(request.app)
-    if found is not None:
-        found.poke(kind)
+def subscribe_board(bus: EventBus, notifier: BoardNotifier) -> Callable[[], None]:
+    """Let the board hear of every committed event that changes what it counts (at app
+    start-up); returns the function that unsubscribes it again (at shutdown)."""
 
+    def poke_for(kind: str) -> Callable[[Event], None]:
+        return lambda _event: notifier.poke(kind)
 
-def board_task(request: Request, *, kind: str) -> BackgroundTask | None:
-    """A background task for a success response: after the request's transaction committed,
-    the supervisors' boards refresh what ``kind`` ("order", "response", "call", "presence",
-    "outbound") changes."""
-    found = notifier(request.app)
-    if found is None:
-        return None
+    offs = [bus.subscribe(event, poke_for(kind)) for event, kind in BOARD_KINDS.items()]
 
-    async def refresh() -> None:
-        found.poke(kind)
+    def unsubscribe() -> None:
+        for off in offs:
+            off()
 
-    return BackgroundTask(refresh)
+    return unsubscribe

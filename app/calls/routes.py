@@ -12,7 +12,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.auth.models import Staff
-from app.board.notify import board_task, poke
 from app.calls import service
 from app.calls.models import PRESENCE_LABELS, Call
 from app.calls.presence import SELECTABLE, get_presence, set_presence
@@ -21,11 +20,12 @@ from app.customers.models import Customer
 from app.customers.service import CustomerInputError, register_customer
 from app.dates import parse_date
 from app.errors import error_response
+from app.events import CallChanged, PresenceChanged, ResponseSaved, publish
 from app.hub import Hub
 from app.inputs import ascii_int, read_form
 from app.responses.models import RESPONSE_CATEGORIES, RESPONSE_CHANNELS
 from app.responses.models import Response as Resp
-from app.web import JST, current_staff, db, render, templates
+from app.web import JST, db, render, require_staff, templates
 
 
 def _hub(request: Request) -> Hub:
@@ -33,20 +33,15 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
-def _push(
-    request: Request, deliveries: list[service.Delivery], *, board: str = ""
-) -> BackgroundTask | None:
-    """Deliver after the response started, i.e. after the request's transaction committed;
-    with ``board``, the supervisors' boards refresh too."""
-    if not deliveries and not board:
+def _push(request: Request, deliveries: list[service.Delivery]) -> BackgroundTask | None:
+    """Deliver after the response started, i.e. after the request's transaction committed."""
+    if not deliveries:
         return None
     hub = _hub(request)
 
     async def send() -> None:
         for d in deliveries:
             await hub.deliver(d.staff_ids, d.html)
-        if board:
-            poke(request, kind=board)
 
     return BackgroundTask(send)
 
@@ -89,8 +84,7 @@ def _gone(staff_id: int, request: Request) -> Response:
 
 
 async def take(request: Request) -> Response:
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     target = await _call_of_form(request)
     if target is None:
@@ -102,18 +96,16 @@ async def take(request: Request) -> Response:
         return Response(
             status_code=200, headers={"HX-Reswap": "none"}, background=_push(request, deliveries)
         )
+    publish(session, CallChanged(call_id=target.id))
     headers = {"HX-Reswap": "none"}
     call = result.call
     if call is not None and call.customer_id is not None:
         headers["HX-Redirect"] = f"/customers/{call.customer_id}?call={call.id}"
-    return Response(
-        status_code=200, headers=headers, background=_push(request, deliveries, board="call")
-    )
+    return Response(status_code=200, headers=headers, background=_push(request, deliveries))
 
 
 async def choose(request: Request) -> Response:
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     form = await read_form(request)
     customer_id = ascii_int(form.get("customer_id"))
@@ -133,9 +125,10 @@ async def choose(request: Request) -> Response:
     await service.choose_customer(
         session, call_id=call_id, staff_id=staff.id, customer_id=customer_id
     )
+    publish(session, CallChanged(call_id=call_id))
     return Response(
         headers={"HX-Redirect": f"/customers/{customer_id}?call={call_id}"},
-        background=_push(request, deliveries, board="call"),
+        background=_push(request, deliveries),
     )
 
 
@@ -177,8 +170,7 @@ async def register(request: Request) -> Response:
     operator picks one (``/calls/choose``) or registers past them (``confirm=1`` with the
     ``seen`` ids); nothing is saved until then.
     """
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     form = await read_form(request)
     data = {k: str(form.get(k, "")) for k in ("name", "kana", "phone", "phone_kind")}
@@ -210,15 +202,15 @@ async def register(request: Request) -> Response:
     if call.staff_id in (None, staff.id):
         call.staff_id = staff.id
         call.customer_id = customer.id
+    publish(session, CallChanged(call_id=call_id))
     return Response(
         headers={"HX-Redirect": f"/customers/{customer.id}?call={call_id}"},
-        background=_push(request, deliveries, board="call"),
+        background=_push(request, deliveries),
     )
 
 
 async def presence_widget(request: Request) -> Response:
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     p = await get_presence(db(request), staff_id=staff.id)
     return templates.TemplateResponse(
         request, "calls/_presence.html", {"presence": p, "labels": PRESENCE_LABELS}
@@ -226,18 +218,16 @@ async def presence_widget(request: Request) -> Response:
 
 
 async def presence(request: Request) -> Response:
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     form = await read_form(request)
     state = str(form.get("state", ""))
     if state not in SELECTABLE:
         return Response("状態を選んでください。", status_code=400)
-    p = await set_presence(db(request), staff_id=staff.id, state=state)
+    session = db(request)
+    p = await set_presence(session, staff_id=staff.id, state=state)
+    publish(session, PresenceChanged(staff_id=staff.id, state=state))
     return templates.TemplateResponse(
-        request,
-        "calls/_presence.html",
-        {"presence": p, "labels": PRESENCE_LABELS},
-        background=board_task(request, kind="presence"),
+        request, "calls/_presence.html", {"presence": p, "labels": PRESENCE_LABELS}
     )
 
 
@@ -286,11 +276,8 @@ async def callback_done(request: Request) -> Response:
     if call is None:
         return error_response(request, 404)
     call.callback_status = "done"
-    return RedirectResponse(
-        request.headers.get("referer") or "/calls?missed=1",
-        status_code=303,
-        background=board_task(request, kind="call"),
-    )
+    publish(session, CallChanged(call_id=call.id))
+    return RedirectResponse(request.headers.get("referer") or "/calls?missed=1", status_code=303)
 
 
 async def _call_page(
@@ -332,8 +319,7 @@ async def call_detail(request: Request) -> Response:
 
 async def save_response(request: Request) -> Response:
     """Complete the 対応履歴 a call left."""
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     call = await session.get(Call, _call_id(request))
     if call is None:
@@ -373,11 +359,8 @@ async def save_response(request: Request) -> Response:
     response.status = "done"
     response.staff_id = response.staff_id or staff.id
     response.customer_id = response.customer_id or call.customer_id
-    return RedirectResponse(
-        f"/calls/{call.id}?saved=1",
-        status_code=303,
-        background=board_task(request, kind="response"),
-    )
+    publish(session, ResponseSaved(customer_id=response.customer_id, call_id=call.id))
+    return RedirectResponse(f"/calls/{call.id}?saved=1", status_code=303)
 
 
 routes = [

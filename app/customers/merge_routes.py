@@ -29,7 +29,7 @@ from app.customers.service import (
 )
 from app.inputs import ascii_int, read_form
 from app.security import requires_role
-from app.web import current_staff, db, render
+from app.web import db, render, require_staff
 from cti_bridge.numbers import normalise_stored
 
 MERGE_ROLES = ("supervisor", "backoffice")
@@ -123,8 +123,7 @@ def _seen(form: FormData) -> set[int]:
 async def new_customer_save(request: Request) -> Response:
     """Save the new customer — after showing the existing customers who may be the same
     person, until the operator registers past them (``confirm=1``) — and open the monitor."""
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     form = await read_form(request)
     values = {k: str(form.get(k, "")) for k in NEW_FIELDS}
     confirmed = str(form.get("confirm", "")) == "1"
@@ -238,8 +237,7 @@ async def merge(request: Request) -> Response:
     """統合: the confirm screen (GET, or POST without ``confirm``) shows both customers side
     by side with what will move; POST with ``confirm=1`` merges and goes back to the list
     (or to the surviving customer's monitor)."""
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     source: Any = await read_form(request) if request.method == "POST" else request.query_params
     values = {

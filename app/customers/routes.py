@@ -3,7 +3,6 @@ history (M7), ship-to addresses (M8) and the postcode look-up."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from itertools import zip_longest
 from typing import Any
@@ -46,11 +45,12 @@ from app.customers.shiptos import (
     set_ship_to_active,
     update_ship_to,
 )
+from app.dates import today_jst
 from app.errors import error_response
 from app.inputs import ascii_int, read_form
 from app.monitor.service import age_on
 from app.monitor.web import call_param, customer_missing, render_tab
-from app.web import JST, current_staff, db, is_htmx, render, templates
+from app.web import current_staff, db, is_htmx, render, require_staff, templates
 
 PRIMARY = ("登録", "#detail-save")
 RECENT_HISTORY = 5
@@ -93,10 +93,6 @@ def _ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(JST).date()
-
-
 def _call_query(request: Request, sep: str = "?") -> str:
     call = call_param(request)
     return f"{sep}call={call}" if call is not None else ""
@@ -105,12 +101,12 @@ def _call_query(request: Request, sep: str = "?") -> str:
 def _birth_hint(text: str) -> str:
     """昭和45年4月1日・54歳 beside the birth date the form holds."""
     try:
-        day = parse_birth_date(text, today=_today())
+        day = parse_birth_date(text, today=today_jst())
     except ValueError:
         return ""
     if day is None:
         return ""
-    return f"{wareki(day)}・{age_on(day, _today())}歳"
+    return f"{wareki(day)}・{age_on(day, today_jst())}歳"
 
 
 def _form_from_post(data: FormData, *, with_karte: bool) -> DetailForm:
@@ -273,8 +269,7 @@ async def monitor(request: Request) -> Response:
 async def save(request: Request) -> Response:
     """F1 登録: save the form (optimistic lock on ``version``; the history records the
     changed fields and the 更新目的)."""
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     cid = _cid(request)
     data = await read_form(request)
@@ -294,7 +289,7 @@ async def save(request: Request) -> Response:
             staff_id=staff.id,
             purpose=purpose,
             ip=_ip(request),
-            today=_today(),
+            today=today_jst(),
         )
     except LookupError:
         return _missing(request)
@@ -504,8 +499,7 @@ async def ship_to_edit(request: Request) -> Response:
 
 async def ship_to_save(request: Request) -> Response:
     """Add (POST …/ship-tos) or change (POST …/ship-tos/{id}) a ship-to."""
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     cid = _cid(request)
     raw_sid = request.path_params.get("ship_to_id")
@@ -534,8 +528,7 @@ async def ship_to_save(request: Request) -> Response:
 
 async def ship_to_active(request: Request) -> Response:
     """使用停止 (retire) or 使用再開 (restore) a ship-to."""
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     cid = _cid(request)
     sid = int(request.path_params["ship_to_id"])
     active = request.url.path.endswith("/restore")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import calendar
 import datetime as dt
 import functools
 import math
@@ -45,6 +44,7 @@ import app.models  # noqa: F401  (every table in Base.metadata)
 from app.auth.models import Role, Staff
 from app.auth.service import create_staff
 from app.customers.keys import kana_key, name_key
+from app.dates import add_months, today_jst
 from app.db import Base, make_engine, make_sessionmaker, transaction
 from app.demo import names as N
 from app.masters.models import (
@@ -1016,13 +1016,6 @@ def _jst(day: dt.date, minute_of_day: int) -> dt.datetime:
     ).astimezone(UTC)
 
 
-def _add_months(day: dt.date, months: int, dom: int) -> dt.date:
-    """``dom`` of the month ``months`` after ``day``'s month; a missing day → month end."""
-    m = day.month - 1 + months
-    year, month = day.year + m // 12, m % 12 + 1
-    return dt.date(year, month, min(dom, calendar.monthrange(year, month)[1]))
-
-
 # The seed documents' cast, generated first so that every demo has them.
 PERSONAS: list[dict[str, Any]] = [
     {
@@ -1554,7 +1547,7 @@ class _Generator:
         month1 = self.today.replace(day=1)
         if persona is not None:
             for code, interval, dom, months_ago, status in persona.get("subscriptions", []):
-                start = _add_months(month1, -months_ago, 1)
+                start = add_months(month1, -months_ago, 1)
                 cancel = (
                     start.toordinal() + 40 + int(r.random() * (t_ord - start.toordinal() - 40))
                     if status == "cancelled"
@@ -1564,7 +1557,7 @@ class _Generator:
         elif end - since > 40 and r.random() < p.subscriber:
             prod = self.sub_products(r)
             signup = dt.date.fromordinal(since + int(r.random() * (end - since - 40)))
-            start = _add_months(signup.replace(day=1), 1, 1)
+            start = add_months(signup.replace(day=1), 1, 1)
             churned = end < t_ord - 30
             cancel = end if churned else None
             interval = 2 if prod.code == "30001" else 1 if r.random() < 0.75 else 2
@@ -1975,14 +1968,14 @@ class _Generator:
         lead = self.ctx.rates[(carrier, pref)][2]
         paused_until = pause_from = None
         if paused:
-            paused_until = _add_months(today, 1 + int(r.random() * 3), 1)
+            paused_until = add_months(today, 1 + int(r.random() * 3), 1)
             pause_from = self.t_ord - 20 - int(r.random() * 40)
         status = "cancelled" if cancel_at is not None else "paused" if paused else "active"
         history: list[tuple[int, int]] = []
         k = 0
         next_date: dt.date | None = None
         while True:
-            due = _add_months(start, k * interval, dom)
+            due = add_months(start, k * interval, dom)
             k += 1
             d = due.toordinal()
             received = d - lead - 3
@@ -2194,10 +2187,6 @@ def _pg_write(url: str, chunks: Iterator[_Chunk], total: int, progress: Progress
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
-def _today_jst() -> dt.date:
-    return dt.datetime.now(JST).date()
-
-
 async def generate(
     target: str | AsyncEngine,
     *,
@@ -2236,7 +2225,7 @@ async def generate(
             await load_marketing(session, today=today)
             await load_demo_users(session)
         ctx = await _read_context(engine)
-        gen = _Generator(ctx, seed, today or _today_jst(), PROFILES[profile_name])
+        gen = _Generator(ctx, seed, today or today_jst(), PROFILES[profile_name])
         chunks = gen.chunks(customers, max(1, chunk_size))
         if engine.dialect.name == "postgresql":
             url = engine.url.render_as_string(hide_password=False)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from app.dates import today_jst
 from app.errors import error_response
 from app.inputs import ascii_int, form_scope, read_form
 from app.masters import csvio
@@ -29,7 +29,7 @@ from app.masters.service import (
 )
 from app.orders.ranks import recalculate_ranks
 from app.security import requires_role
-from app.web import JST, current_staff, db, is_htmx, render
+from app.web import current_staff, db, is_htmx, render
 
 ROLES = ("backoffice",)  # and admin, always
 LIST_KEYS = ("q", "status", "page")
@@ -88,10 +88,6 @@ def _notice(request: Request) -> str:
     )
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(JST).date()
-
-
 # --- index and list -----------------------------------------------------------------------------
 
 
@@ -131,7 +127,7 @@ async def _list_response(
         "back": urlencode({k: v for k, v in params.items() if v}),
         "notice": notice or _notice(request),
         "may_recalculate": spec.key == "ranks",
-        "today": _today(),
+        "today": today_jst(),
         "fkeys": [(1, "新規登録", f"/masters/{spec.key}/new"), (9, "マスタ一覧", "/masters")],
     }
     return render(request, "masters/list", ctx, status_code=status_code)
@@ -312,7 +308,7 @@ async def export(request: Request) -> Response:
         return Response("文字コードは utf-8 か cp932 です。", status_code=400)
     data = await csvio.export_csv(db(request), spec, encoding=encoding)
     charset = "utf-8" if encoding == "utf-8" else "shift_jis"
-    name = f"{spec.key}_{_today():%Y%m%d}{'' if encoding == 'utf-8' else '_sjis'}.csv"
+    name = f"{spec.key}_{today_jst():%Y%m%d}{'' if encoding == 'utf-8' else '_sjis'}.csv"
     return Response(
         data,
         media_type=f"text/csv; charset={charset}",
@@ -427,7 +423,7 @@ async def import_apply(request: Request) -> Response:
 @requires_role(*ROLES)
 async def recalculate(request: Request) -> Response:
     """ランク再計算 on demand (the nightly job does the same)."""
-    changed = await recalculate_ranks(db(request), today=_today(), staff_id=_staff_id(request))
+    changed = await recalculate_ranks(db(request), today=today_jst(), staff_id=_staff_id(request))
     return _to_list(request, BY_KEY["ranks"], {}, done="recalculated", n=changed)
 
 

@@ -19,7 +19,7 @@ from app.monitor.service import (
     log_karte_view,
     monitor_header,
 )
-from app.web import JST, current_staff, db, is_htmx, render, templates
+from app.web import JST, db, is_htmx, render, require_staff, templates
 
 KARTE_LOG_INTERVAL_S = 600
 
@@ -70,8 +70,7 @@ def outbound_param(request: Request) -> int | None:
 
 async def monitor_frame(request: Request, customer_id: int) -> tuple[Header | None, Call | None]:
     """The header (karte view logged when shown) and the call the monitor belongs to."""
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     settings = request.app.state.settings
     may_read = staff.role in settings.privacy.karte_roles

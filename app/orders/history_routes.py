@@ -19,6 +19,7 @@ from app import dates
 from app.audit.service import record
 from app.calls.models import Call
 from app.csvsafe import safe_cell
+from app.dates import today_jst
 from app.inputs import ascii_int
 from app.monitor.web import customer_missing, monitor_frame, render_tab
 from app.orders.history import (
@@ -29,7 +30,7 @@ from app.orders.history import (
     purchase_lines,
 )
 from app.security import requires_role
-from app.web import JST, current_staff, db, render, templates
+from app.web import current_staff, db, render, templates
 
 PER_PAGE = 50
 CSV_LIMIT = 100_000
@@ -117,16 +118,12 @@ def parse_list_form(params: Mapping[str, str], *, today: dt.date) -> ListForm:
     return ListForm(values=values, filters=filters, errors=errors)
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(JST).date()
-
-
 async def _list_context(
     request: Request, *, list_url: str, customer_id: int | None, call: Call | None
 ) -> tuple[dict[str, Any], int]:
     """Context of the 受注一覧 (filters and a page of results) and the status code."""
     session = db(request)
-    form = parse_list_form(request.query_params, today=_today())
+    form = parse_list_form(request.query_params, today=today_jst())
     page = page_param(request)
     result = None
     if not form.errors:
@@ -250,7 +247,7 @@ def _ymd(d: dt.date | None) -> str:
 async def orders_csv(request: Request) -> Response:
     """The filtered 受注一覧 as CSV (UTF-8 with BOM and CRLF, so Excel opens it as is)."""
     session = db(request)
-    form = parse_list_form(request.query_params, today=_today())
+    form = parse_list_form(request.query_params, today=today_jst())
     if not form.errors:
         n = await count_orders(session, filters=form.filters)
         if n > CSV_LIMIT:

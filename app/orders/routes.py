@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.board.notify import board_task
 from app.calls.models import Call
 from app.config import OrdersConfig
 from app.customers.models import Customer
 from app.errors import error_response
+from app.events import OrderPlaced, publish
 from app.inputs import ascii_int, read_form
 from app.masters.models import Carrier
 from app.monitor.service import current_call
@@ -37,7 +37,7 @@ from app.orders.service import (
     LineInput,
     OrderInputError,
 )
-from app.web import JST, current_staff, db, is_htmx, templates
+from app.web import JST, db, is_htmx, require_staff, templates
 
 TEMPLATE = "order_entry"
 ENTRY = "order_entry/_entry.html"
@@ -215,8 +215,7 @@ async def _draft(request: Request, customer_id: int, data: DraftInput) -> Draft:
 
 async def _posted(request: Request) -> tuple[int, Call | None, DraftInput] | Response:
     """Customer, call and the posted form of a POST route, or a 404 response."""
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     session = db(request)
     customer_id = int(request.path_params["customer_id"])
     customer = await session.get(Customer, customer_id)
@@ -366,8 +365,7 @@ async def order_submit(request: Request) -> Response:
     if isinstance(posted, Response):
         return posted
     customer_id, call, data = posted
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     try:
         result = await service.submit_order(
             db(request),
@@ -407,7 +405,7 @@ async def order_submit(request: Request) -> Response:
     )
     response = await _respond(request, customer_id, ctx)
     if result.created:  # after the commit, the supervisors' boards count the new order
-        response.background = board_task(request, kind="order")
+        publish(db(request), OrderPlaced(order_id=order.id, customer_id=customer_id))
     return response
 
 

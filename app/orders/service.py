@@ -10,7 +10,6 @@ builds the draft again on the server and writes the order only when it is valid.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import re
 import unicodedata
@@ -29,6 +28,7 @@ from app.audit.service import record
 from app.config import OrdersConfig
 from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, ShipTo
+from app.dates import add_months
 from app.masters.models import (
     Ad,
     Carrier,
@@ -251,14 +251,6 @@ def parse_date(value: str, *, today: dt.date) -> dt.date | None:
 
 def format_date(day: dt.date | None) -> str:
     return "" if day is None else f"{day:%Y/%m/%d}"
-
-
-def add_months(day: dt.date, months: int, day_of_month: int) -> dt.date:
-    """The ``day_of_month`` (clipped to the month's length) ``months`` after ``day``'s month."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return dt.date(year, month + 1, min(day_of_month, last))
 
 
 def _escape_like(value: str) -> str:

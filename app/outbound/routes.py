@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import logging
 from typing import Any
@@ -17,13 +16,13 @@ from starlette.routing import BaseRoute, Route
 
 from app.audit.service import record
 from app.auth.models import Staff
-from app.board.notify import board_task
 from app.calls.presence import get_presence
 from app.csvsafe import safe_cell
 from app.customers.models import Customer, CustomerPhone
 from app.customers.postcodes import PREFECTURES
-from app.dates import window_error
+from app.dates import today_jst, window_error
 from app.errors import error_response
+from app.events import OutboundListCreated, OutboundResultSaved, publish
 from app.inputs import ascii_int, read_form
 from app.masters.models import Product, Rank
 from app.outbound import dormant as dormant_svc
@@ -32,7 +31,7 @@ from app.outbound.dormant import DM_CHOICES, SORTS, DormantForm
 from app.outbound.models import ACTION_GROUPS, RESULTS, OutboundEntry, OutboundList
 from app.responses.service import parse_datetime
 from app.security import requires_role
-from app.web import JST, current_staff, db, is_htmx, render, templates
+from app.web import JST, current_staff, db, is_htmx, render, require_staff, templates
 from cti_bridge.numbers import display_national
 from cti_bridge.source import DialError
 
@@ -46,13 +45,8 @@ CSV_HEADER = (
 )  # fmt: skip
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(JST).date()
-
-
 def _staff_id(request: Request) -> int:
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     return staff.id
 
 
@@ -105,7 +99,7 @@ async def _options(request: Request) -> dict[str, Any]:
 @requires_role("operator", "supervisor")
 async def dormant_page(request: Request) -> Response:
     """長期放置顧客一覧: the first page comes from one indexed query; the count follows."""
-    form = dormant_svc.parse_form(request.query_params, today=_today())
+    form = dormant_svc.parse_form(request.query_params, today=today_jst())
     result = None
     if not form.errors:
         result = await dormant_svc.dormant_page(db(request), filters=form.filters, page=form.page)
@@ -127,7 +121,7 @@ async def dormant_page(request: Request) -> Response:
 
 @requires_role("operator", "supervisor")
 async def dormant_count(request: Request) -> Response:
-    form = dormant_svc.parse_form(request.query_params, today=_today())
+    form = dormant_svc.parse_form(request.query_params, today=today_jst())
     if form.errors:
         return HTMLResponse("")
     n = await dormant_svc.count_dormant(db(request), filters=form.filters)
@@ -139,7 +133,7 @@ async def dormant_csv(request: Request) -> Response:
     """The whole list as CSV (UTF-8 with BOM, CRLF), in the list's order: every dormant
     customer's name and address, so for supervisors (and admin) only, as 受注一覧's CSV."""
     session = db(request)
-    form = dormant_svc.parse_form(request.query_params, today=_today())
+    form = dormant_svc.parse_form(request.query_params, today=today_jst())
     if form.errors:
         return Response("検索条件を確認してください。", status_code=400)
     out = io.StringIO()
@@ -216,7 +210,7 @@ async def create_list(request: Request) -> Response:
     """A work list from the dormant list's filters (posted with the form)."""
     form_data = await read_form(request)
     params = {k: str(v) for k, v in form_data.items() if isinstance(v, str)}
-    form = dormant_svc.parse_form(params, today=_today())
+    form = dormant_svc.parse_form(params, today=today_jst())
     name = params.get("list_name", "")
     operator_ids = [n for v in form_data.getlist("operators") if (n := ascii_int(v)) is not None]
     errors: dict[str, str] = dict(form.errors)
@@ -248,11 +242,8 @@ async def create_list(request: Request) -> Response:
             "list_values": {"name": name, "operators": operator_ids},
         }
         return render(request, "outbound/dormant", ctx, status_code=400)
-    return RedirectResponse(
-        f"/outbound?created={lst.id}",
-        status_code=303,
-        background=board_task(request, kind="outbound"),
-    )
+    publish(db(request), OutboundListCreated(list_id=lst.id))
+    return RedirectResponse(f"/outbound?created={lst.id}", status_code=303)
 
 
 async def _claim_next(request: Request, list_id: int) -> str | None:
@@ -351,8 +342,7 @@ async def dial(request: Request) -> Response:
             '<p class="dial-status error" id="dial-status">この顧客は電話不可です。</p>',
             status_code=409,
         )
-    staff = current_staff(request)
-    assert staff is not None
+    staff = require_staff(request)
     presence = await get_presence(session, staff_id=staff.id)
     extension = presence.extension if presence is not None else staff.extension
     raw_number = phone.e164 or phone.raw
@@ -405,7 +395,7 @@ async def save_result(request: Request) -> Response:
         errors["callback_at"] = "再コール日時は YYYY/MM/DD HH:MM の形式で入力してください。"
     if callback_at is not None and (
         far := window_error(
-            callback_at.astimezone(JST).date(), around=_today(), label="再コール日時"
+            callback_at.astimezone(JST).date(), around=today_jst(), label="再コール日時"
         )
     ):
         errors["callback_at"] = far
@@ -428,13 +418,13 @@ async def save_result(request: Request) -> Response:
         ctx["form"] = values
         return templates.TemplateResponse(request, "outbound/_banner.html", ctx, status_code=400)
     request.session.pop(f"{DIALLED_KEY}{entry.id}", None)
+    publish(db(request), OutboundResultSaved(entry_id=entry.id))
     target = "/outbound"
     if values["next"] == "1":  # 登録して次の顧客: claimed here, in this POST
         target = await _claim_next(request, entry.list_id) or f"/outbound?empty={entry.list_id}"
-    background = board_task(request, kind="outbound")
     if is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": target}, background=background)
-    return RedirectResponse(target, status_code=303, background=background)
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 routes: list[BaseRoute] = [

@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.board.notify import board_task
 from app.calls.models import Call
 from app.customers.models import Customer
+from app.dates import today_jst
+from app.events import ResponseSaved, publish
 from app.inputs import ascii_int, read_form
 from app.monitor.service import current_call
 from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab
@@ -25,15 +26,9 @@ from app.responses.models import (
     RESPONSE_CHANNELS,
 )
 from app.responses.models import Response as ResponseRecord
-from app.web import JST, CurrentStaff, current_staff, db, is_htmx, templates
+from app.web import JST, db, is_htmx, require_staff, templates
 
 RESPONSE_FILTER_KEYS = ("from", "to", "cat", "ch")
-
-
-def _staff(request: Request) -> CurrentStaff:
-    staff = current_staff(request)
-    assert staff is not None
-    return staff
 
 
 def _cid(request: Request) -> int:
@@ -45,13 +40,9 @@ async def _call_of(request: Request, customer_id: int) -> Call | None:
     return await current_call(
         db(request),
         call_id=call_param(request),
-        staff_id=_staff(request).id,
+        staff_id=require_staff(request).id,
         customer_id=customer_id,
     )
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(JST).date()
 
 
 def _url(path: str, call: Call | None, params: Mapping[str, str | int] | None = None) -> str:
@@ -99,7 +90,7 @@ def _response_filters(
 ) -> tuple[dict[str, str], dict[str, str], tuple[service.DateRange, str, str]]:
     """The list's filter as typed (for the form and URLs), its errors, and the query values
     (days, 区分, 種別)."""
-    dates, errors = service.parse_range(params.get("from"), params.get("to"), today=_today())
+    dates, errors = service.parse_range(params.get("from"), params.get("to"), today=today_jst())
     cat = params.get("cat", "")
     ch = params.get("ch", "")
     if cat not in RESPONSE_CATEGORIES:
@@ -201,7 +192,7 @@ async def _open_context(request: Request, cid: int, call: Call | None) -> dict[s
     rows = await service.open_responses(
         db(request),
         customer_id=cid,
-        staff_id=_staff(request).id,
+        staff_id=require_staff(request).id,
         call_id=call.id if call is not None else None,
     )
     path = f"/customers/{cid}/responses"
@@ -312,7 +303,7 @@ async def save(request: Request) -> Response:
     the list and the open responses refreshed."""
     cid = _cid(request)
     session = db(request)
-    staff = _staff(request)
+    staff = require_staff(request)
     if await session.get(Customer, cid) is None:
         return customer_missing(request)
     call = await _call_of(request, cid)
@@ -363,13 +354,10 @@ async def save(request: Request) -> Response:
             request, cid, call, form=typed, editing=editing, errors=exc.errors
         )
         return templates.TemplateResponse(request, "responses_tab/_form.html", ctx, status_code=400)
+    publish(session, ResponseSaved(customer_id=cid, call_id=call_id))
     if not is_htmx(request):
         path = f"/customers/{cid}/responses"
-        return RedirectResponse(
-            _url(path, call, {"saved": 1}),
-            status_code=303,
-            background=board_task(request, kind="response"),
-        )
+        return RedirectResponse(_url(path, call, {"saved": 1}), status_code=303)
     filters = {k: str(form[k]) for k in RESPONSE_FILTER_KEYS if k in form}
     history, _ = await _history_context(request, cid, call, filters)
     ctx = {
@@ -379,12 +367,7 @@ async def save(request: Request) -> Response:
             request, cid, call, form=_blank_form(), notice="対応履歴を登録しました。"
         ),
     }
-    return templates.TemplateResponse(
-        request,
-        "responses_tab/_saved.html",
-        ctx,
-        background=board_task(request, kind="response"),
-    )
+    return templates.TemplateResponse(request, "responses_tab/_saved.html", ctx)
 
 
 async def faq_results(request: Request) -> Response:
@@ -408,7 +391,7 @@ async def faq_results(request: Request) -> Response:
 async def _action_context(
     request: Request, cid: int, call: Call | None, params: Mapping[str, str]
 ) -> tuple[dict[str, Any], bool]:
-    dates, errors = service.parse_range(params.get("from"), params.get("to"), today=_today())
+    dates, errors = service.parse_range(params.get("from"), params.get("to"), today=today_jst())
     kind = params.get("kind", "")
     if kind not in ACTION_KINDS:
         kind = ""

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
 from app.customers.models import Customer, ShipTo
-from app.dates import add_years
+from app.dates import add_months, add_years
 from app.masters.models import CancelReason, Carrier, Product, ShippingRate
 from app.orders.lines import INTERVALS, PAYMENT_METHODS
 from app.orders.models import Order
@@ -30,7 +30,6 @@ from app.subscriptions.service import (
     day_label,
     following,
     interval_label,
-    month_day,
     next_due,
 )
 from app.subscriptions.terms import CancelTerms, PendingDelivery, Terms, subscription_terms
@@ -540,7 +539,7 @@ async def plan_change(
             # The next delivery stays in its month, on the new day; when that day has passed,
             # this month's delivery keeps its date and the new day applies from the next one.
             start_month = current.replace(day=1)
-            nxt = month_day(start_month, 0, new.day_of_month)
+            nxt = add_months(start_month, 0, new.day_of_month)
             if nxt < today:
                 nxt = current if current >= today else nxt
             while nxt < today:

@@ -37,7 +37,7 @@ from app.subscriptions.changes import (
 from app.subscriptions.models import Subscription
 from app.subscriptions.service import customer_subscriptions, delivery_history
 from app.subscriptions.shipments import shipments, shipments_csv, shipments_pdf
-from app.web import JST, current_staff, db, render, templates
+from app.web import JST, current_staff, db, render, require_staff, templates
 
 PER_PAGE = 50  # delivery-history orders a page
 LIST_PER_PAGE = 100  # 定期発送一覧 rows a page
@@ -157,8 +157,7 @@ async def subscription_new(request: Request) -> Response:
         return await _tab(request, cid, frame, panel="_new", context=ctx)
     try:
         if step == "save":
-            staff = current_staff(request)
-            assert staff is not None
+            staff = require_staff(request)
             call = frame[1]
             sub = await create_subscription(
                 session,
@@ -235,8 +234,7 @@ async def subscription_detail(request: Request) -> Response:
     step = str(form.get("step", "confirm"))
     try:
         if step == "save":
-            staff = current_staff(request)
-            assert staff is not None
+            staff = require_staff(request)
             call = frame[1]
             _sub, plan = await change_subscription(
                 session,

@@ -7,13 +7,13 @@ Changing a subscription (interval, skip, pause, cancel) belongs to the subscript
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from dataclasses import dataclass, field
 
 from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dates import add_months
 from app.masters.models import Carrier, Product
 from app.orders.history import (
     PAYMENT_METHOD_LABELS,
@@ -50,15 +50,6 @@ def status_label(status: str, paused_until: dt.date | None = None) -> str:
     return label
 
 
-def month_day(month: dt.date, months: int, day: int) -> dt.date:
-    """Day ``day`` of the month ``months`` after ``month``; a day the month lacks falls to its
-    last day (the 31st of June is June 30th)."""
-    index = month.year * 12 + month.month - 1 + months
-    year, m = divmod(index, 12)
-    last = calendar.monthrange(year, m + 1)[1]
-    return dt.date(year, m + 1, min(day, last))
-
-
 def next_due(
     *,
     start_month: dt.date,
@@ -81,7 +72,7 @@ def next_due(
     months = (on_or_after.year - start_month.year) * 12 + on_or_after.month - start_month.month
     k = max(0, months // n)
     while True:
-        due = month_day(start_month, k * n, day_of_month)
+        due = add_months(start_month, k * n, day_of_month)
         if due >= on_or_after:
             return due
         k += 1
@@ -226,7 +217,7 @@ def following(*, interval_unit: str, interval_n: int, day_of_month: int, after: 
     n = max(1, interval_n)
     if interval_unit == "week":
         return after + dt.timedelta(weeks=n)
-    return month_day(after.replace(day=1), n, day_of_month)
+    return add_months(after.replace(day=1), n, day_of_month)
 
 
 def next_after(

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dates import add_months
 from app.subscriptions.models import Subscription, SubscriptionItem
 from app.subscriptions.service import (
     day_label,
     interval_label,
-    month_day,
     next_delivery,
     next_due,
     status_label,
@@ -43,10 +43,10 @@ def test_interval_day_and_status_labels() -> None:
 
 
 def test_due_dates_fall_to_the_months_last_day() -> None:
-    assert month_day(D(2015, 1, 1), 1, 31) == D(2015, 2, 28)
-    assert month_day(D(2016, 1, 1), 1, 30) == D(2016, 2, 29)
-    assert month_day(D(2014, 12, 1), 1, 10) == D(2015, 1, 10)
-    assert month_day(D(2014, 4, 1), 14, 31) == D(2015, 6, 30)
+    assert add_months(D(2015, 1, 1), 1, 31) == D(2015, 2, 28)
+    assert add_months(D(2016, 1, 1), 1, 30) == D(2016, 2, 29)
+    assert add_months(D(2014, 12, 1), 1, 10) == D(2015, 1, 10)
+    assert add_months(D(2014, 4, 1), 14, 31) == D(2015, 6, 30)
     every_2 = {"start_month": D(2014, 4, 1), "interval_unit": "month", "interval_n": 2}
     assert next_due(**every_2, day_of_month=31, on_or_after=D(2015, 5, 1)) == D(2015, 6, 30)
     assert next_due(**every_2, day_of_month=31, on_or_after=D(2015, 4, 30)) == D(2015, 4, 30)
