@@ -35,9 +35,11 @@ fuzz: install
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/cti/test_fuzz_parsers.py -q \
 		-p no:cacheprovider --timeout=0
 
+# ruff, and the import contracts of pyproject.toml [tool.importlinter] (docs/architecture.md).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.dates import JST
 from app.db import transaction
 from app.runs.registry import Progress, job
-from app.web import JST
 
 SUBSCRIPTION_DAILY = "subscription_daily"
 RANK_RECALCULATION = "rank_recalculation"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from app.dates import JST
 from app.pdf import table_pdf
 from app.responses.service import TodayRow
-from app.web import JST
 
 HEADER = ("時刻", "区分", "種別", "担当者", "顧客", "内容", "回答", "状態")
 WIDTHS_MM = (16, 18, 14, 24, 38, 75, 75, 16)

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.customers.models import Customer
+from app.dates import JST
 from app.inputs import ascii_int
 from app.orders.models import Order, OrderLine
 from app.outbound.models import ACTION_GROUPS, LastAction
 from app.responses.models import ACTION_KINDS, Action
-from app.web import JST
 
 PER_PAGE = 50
 DEFAULT_DAYS = 30

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from app import dates
 from app.auth.models import Staff
 from app.customers.models import Customer
+from app.dates import JST
 from app.db import utcnow
 from app.orders.models import Order
 from app.responses.models import (
@@ -28,7 +29,6 @@ from app.responses.models import (
     Faq,
     Response,
 )
-from app.web import JST
 
 PAGE_SIZE = 50
 STATUSES = {"done": "完了", "open": "未完了"}

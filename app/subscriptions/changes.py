@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
 from app.customers.models import Customer, ShipTo
-from app.dates import add_months, add_years
+from app.dates import JST, add_months, add_years
 from app.masters.models import CancelReason, Carrier, Product, ShippingRate
 from app.orders.lines import INTERVALS, PAYMENT_METHODS
 from app.orders.models import Order
@@ -33,7 +33,6 @@ from app.subscriptions.service import (
     next_due,
 )
 from app.subscriptions.terms import CancelTerms, PendingDelivery, Terms, subscription_terms
-from app.web import JST
 
 MAX_ITEMS = 10
 MAX_QUANTITY = 999

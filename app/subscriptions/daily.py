@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.service import record
 from app.config import OrdersConfig
 from app.customers.models import Customer, ShipTo
+from app.dates import JST
 from app.masters.models import Product, ShippingRate
 from app.orders.dates import delivery_date, ship_date
 from app.orders.lines import DraftLine, DraftRow, expand_lines, product_summary
@@ -44,7 +45,6 @@ from app.responses.models import Action
 from app.runs.registry import Progress
 from app.subscriptions.models import Subscription, SubscriptionItem
 from app.subscriptions.service import next_after
-from app.web import JST
 
 BATCH = 5000
 # PostgreSQL: batches run in this many connections at once (the database does most of the
