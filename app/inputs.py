@@ -48,6 +48,7 @@ __all__ = [
     "ascii_int",
     "check_text",
     "form_scope",
+    "normalise",
     "read_form",
 ]
 
@@ -100,6 +101,13 @@ def check_text(raw: bytes, *, field: str = "") -> str:
     return text
 
 
+def normalise(text: str) -> str:
+    """Text typed by an operator as the app reads it: NFKC-normalised (full-width letters and
+    digits → ASCII, half-width kana → full-width) and without surrounding blanks; ``""`` for
+    ``None`` or an empty field."""
+    return unicodedata.normalize("NFKC", text or "").strip()
+
+
 def ascii_int(raw: object, *, max_digits: int = 9) -> int | None:
     """A non-negative number typed by a user (a query value, a form field): ASCII or
     full-width digits (NFKC-normalised, so a compatibility digit such as ``²`` reads as its
@@ -109,7 +117,7 @@ def ascii_int(raw: object, *, max_digits: int = 9) -> int | None:
     20-digit number to the database driver (OverflowError)."""
     if not isinstance(raw, str):
         return None
-    text = unicodedata.normalize("NFKC", raw).strip()
+    text = normalise(raw)
     if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
         return None
     return int(text)

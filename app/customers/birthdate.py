@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
+
+from app.inputs import normalise
 
 # (kanji, letter, first day, last day)
 ERAS = (
@@ -31,7 +32,7 @@ BAD = "生年月日は 1970/4/1、昭和45年4月1日、S45.4.1 のように入�
 
 def parse_birth_date(text: str, *, today: dt.date | None = None) -> dt.date | None:
     """The date typed, or ``None`` for an empty field; ValueError with a Japanese message."""
-    value = unicodedata.normalize("NFKC", text or "").strip()
+    value = normalise(text)
     if not value:
         return None
     m = _WAREKI.match(value)

@@ -23,6 +23,7 @@ from app.customers.models import Customer, CustomerEmail, CustomerPhone
 from app.customers.postcodes import address_errors, format_postcode, postcode_digits
 from app.customers.service import PHONE_KINDS, CustomerInputError
 from app.db import utcnow
+from app.inputs import normalise
 from cti_bridge.numbers import display_national, last8, normalise_stored
 
 __all__ = [
@@ -252,9 +253,7 @@ def comparable(form: DetailForm, *, today: dt.date | None = None) -> dict[str, s
         "birth_date": _birth_value(form.birth_date, today),
         "gender": dict(GENDERS).get(form.gender, form.gender),
         "dm_required": "必要" if form.dm_required else "不要",
-        "emails": "\n".join(
-            e for e in (unicodedata.normalize("NFKC", x).strip().lower() for x in form.emails) if e
-        ),
+        "emails": "\n".join(e for e in (normalise(x).lower() for x in form.emails) if e),
         "flags": "、".join(label for key, label in FLAGS if key in form.flags),
         "alert": form.alert.strip(),
         "karte": (form.karte or "").strip(),
@@ -379,7 +378,7 @@ def _validate(
 
     emails: list[str] = []
     for i, typed in enumerate(form.emails):
-        address = unicodedata.normalize("NFKC", typed).strip().lower()
+        address = normalise(typed).lower()
         if not address:
             continue
         if len(address) > 254 or not _EMAIL.match(address):

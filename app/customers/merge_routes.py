@@ -27,7 +27,7 @@ from app.customers.service import (
     customer_cards,
     register_customer,
 )
-from app.inputs import ascii_int, read_form
+from app.inputs import ascii_int, normalise, read_form
 from app.security import requires_role
 from app.web import db, render, require_staff
 from cti_bridge.numbers import normalise_stored
@@ -191,7 +191,7 @@ async def duplicates(request: Request) -> Response:
 
 async def _customer_id(session: AsyncSession, value: str) -> int | None:
     """The customer of an お届け先コード (as listed, or typed without the leading zeros)."""
-    value = unicodedata.normalize("NFKC", value or "").strip()
+    value = normalise(value)
     if not (value.isascii() and value.isdigit()):
         return None
     found = await session.scalar(select(Customer.id).where(Customer.code == value))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from app.audit.service import record
 from app.customers.keys import kana_key, name_key
 from app.customers.models import PHONE_KINDS, Customer, CustomerEmail, CustomerPhone
 from app.db import UTCDateTime
+from app.inputs import normalise
 from cti_bridge.numbers import display_national, last8, normalise_stored
 
 
@@ -416,7 +416,7 @@ async def register_customer(
         )
     )
     postcode = format_postcode(postcode_digits(postcode) or "")
-    email = unicodedata.normalize("NFKC", email).strip().lower()
+    email = normalise(email).lower()
     if email and (len(email) > 254 or not _EMAIL.fullmatch(email)):
         errors["email"] = "メールアドレスの形式が正しくありません（例: taro@example.jp）。"
     if errors:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app import dates
+from app.inputs import normalise
 
 # text, textarea, int, date, bool, choice, ref (another master, by its code), password
 KINDS = ("text", "textarea", "int", "date", "bool", "choice", "ref", "password")
@@ -108,10 +108,6 @@ class Refs:
         return f"{code} {name}".strip()
 
 
-def nfkc(value: str) -> str:
-    return unicodedata.normalize("NFKC", value or "").strip()
-
-
 def parse_date(text: str) -> dt.date:
     """2025/04/01, 2025-4-1, 2025年4月1日 or 20250401; ValueError otherwise (see
     :func:`app.dates.parse_date`)."""
@@ -135,7 +131,7 @@ def parse_value(f: Field, raw: str, refs: Refs) -> tuple[Any, str]:
             return "", "パスワードは8文字以上にしてください。"
         return text, ""
     if f.kind == "bool":
-        word = nfkc(text).lower()
+        word = normalise(text).lower()
         if not word:  # an empty cell (or an unticked box): the field's default
             return bool(f.default), ""
         if word in TRUE_WORDS:
@@ -149,7 +145,7 @@ def parse_value(f: Field, raw: str, refs: Refs) -> tuple[Any, str]:
             return None, f"{f.label}を{verb}ください。"
         return (None if f.nullable else f.default), ""
     if f.kind == "int":
-        t = nfkc(text).replace(",", "")
+        t = normalise(text).replace(",", "")
         if t.endswith("円"):
             t = t[:-1]
         if not re.fullmatch(r"-?\d{1,10}", t):
@@ -173,7 +169,7 @@ def parse_value(f: Field, raw: str, refs: Refs) -> tuple[Any, str]:
             )
         return day, ""
     if f.kind == "choice":
-        t = nfkc(text)
+        t = normalise(text)
         if t in f.choice_labels:
             return t, ""
         by_label = {label: value for value, label in f.choices}
@@ -181,7 +177,7 @@ def parse_value(f: Field, raw: str, refs: Refs) -> tuple[Any, str]:
             return by_label[t], ""
         return None, f"{f.label}は一覧から選んでください。"
     if f.kind == "ref":
-        t = nfkc(text)
+        t = normalise(text)
         found = refs.by_code.get(f.ref, {}).get(t)
         if found is None:
             return None, f"{f.label}「{t}」は登録されていません。"

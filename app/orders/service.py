@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,6 +28,7 @@ from app.config import OrdersConfig
 from app.customers.keys import kana_key, name_key
 from app.customers.models import Customer, ShipTo
 from app.dates import add_months
+from app.inputs import normalise
 from app.masters.models import (
     Ad,
     Carrier,
@@ -228,12 +228,8 @@ class SubmitResult:
 # --- parsing helpers ----------------------------------------------------------------------------
 
 
-def _nfkc(value: str) -> str:
-    return unicodedata.normalize("NFKC", value or "").strip()
-
-
 def _int(value: str) -> int | None:
-    text = _nfkc(value).replace(",", "")
+    text = normalise(value).replace(",", "")
     if not re.fullmatch(r"-?\d{1,9}", text):
         return None
     return int(text)
@@ -274,7 +270,7 @@ async def product_suggestions(
     """Products on sale on ``on`` matching what was typed: a code prefix, or a name or kana
     containing it (hiragana, katakana, half-width and spaces do not matter). Code matches first.
     """
-    text = _nfkc(q)
+    text = normalise(q)
     if not text:
         return []
     conds = [Product.code.startswith(text, autoescape=True)]
@@ -490,9 +486,9 @@ async def build_draft(
 
     # lines
     typed = [
-        replace(x, code=_nfkc(x.code), quantity=_nfkc(x.quantity))
+        replace(x, code=normalise(x.code), quantity=normalise(x.quantity))
         for x in data.lines
-        if _nfkc(x.code)
+        if normalise(x.code)
     ]
     on = received_on or today
     by_code, by_text = await _resolve_products(session, [x.code for x in typed], on=on)
@@ -773,7 +769,7 @@ def _row(
         qty = None
     # The unit price follows the product unless the operator changed it for this product.
     base_code, _, base_price = line.base.partition(":")
-    raw_price = _nfkc(line.unit_price).replace(",", "")
+    raw_price = normalise(line.unit_price).replace(",", "")
     price: int | None = product.price
     if raw_price and base_code == product.code and raw_price != base_price:
         price = _int(raw_price)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 
 from app.customers.models import Customer
 from app.dates import JST
-from app.inputs import ascii_int
+from app.inputs import ascii_int, normalise
 from app.orders.models import Order, OrderLine
 from app.outbound.models import ACTION_GROUPS, LastAction
 from app.responses.models import ACTION_KINDS, Action
@@ -79,12 +79,6 @@ class DormantForm:
     page: int = 1
 
 
-def _digits(text: str) -> str:
-    import unicodedata
-
-    return unicodedata.normalize("NFKC", text or "").strip()
-
-
 def parse_form(params: Mapping[str, str], *, today: dt.date) -> DormantForm:
     """The query string of the list (or the CSV, or a new work list) checked field by field."""
     from app.responses.service import parse_date
@@ -107,7 +101,7 @@ def parse_form(params: Mapping[str, str], *, today: dt.date) -> DormantForm:
         errors["group"] = "アクション区分を選んでください。"
         group = "any"
     days = DEFAULT_DAYS
-    raw_days = _digits(values["days"])
+    raw_days = normalise(values["days"])
     if raw_days:
         number = ascii_int(raw_days, max_digits=5)
         if number is not None and 1 <= number <= 36500:
@@ -118,7 +112,7 @@ def parse_form(params: Mapping[str, str], *, today: dt.date) -> DormantForm:
         values["days"] = str(DEFAULT_DAYS)
 
     def ident(key: str, label: str) -> int | None:
-        raw = _digits(values[key])
+        raw = normalise(values[key])
         if not raw:
             return None
         number = ascii_int(raw)
@@ -128,7 +122,7 @@ def parse_form(params: Mapping[str, str], *, today: dt.date) -> DormantForm:
 
     dm = values["dm"] if values["dm"] in DM_CHOICES else ""
     sort = values["sort"] if values["sort"] in SORTS else "days"
-    page_raw = _digits(str(params.get("page", "1")))
+    page_raw = normalise(str(params.get("page", "1")))
     page = ascii_int(page_raw, max_digits=6) or 1
     filters = DormantFilters(
         base_date=base,

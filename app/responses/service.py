@@ -6,7 +6,6 @@ import bisect
 import datetime as dt
 import math
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -20,6 +19,7 @@ from app.auth.models import Staff
 from app.customers.models import Customer
 from app.dates import JST
 from app.db import utcnow
+from app.inputs import normalise
 from app.orders.models import Order
 from app.responses.models import (
     ACTION_KINDS,
@@ -54,10 +54,6 @@ class ResponseInputError(ValueError):
 _TIME = re.compile(r"^(\d{1,2})\s*[:時]\s*(\d{1,2})\s*分?(?:\s*:\s*(\d{1,2}))?$")
 
 
-def _normalise(text: str) -> str:
-    return unicodedata.normalize("NFKC", text or "").strip()
-
-
 def parse_date(text: str) -> dt.date | None:
     """A date typed as ``2015/01/01``, ``2015-1-1``, ``2015年1月1日`` or ``20150101``
     (full-width digits too); None when empty. Raises ValueError when it is no date (or an absurd
@@ -68,7 +64,7 @@ def parse_date(text: str) -> dt.date | None:
 def parse_datetime(text: str) -> dt.datetime | None:
     """A JST date and time typed as ``2015/01/01 10:30`` (or ``2015-01-01T10:30``; a date
     alone is midnight), returned in UTC; None when empty. Raises ValueError otherwise."""
-    value = _normalise(text)
+    value = normalise(text)
     if not value:
         return None
     date_part, _, time_part = value.replace("T", " ").partition(" ")
@@ -548,7 +544,7 @@ _WORDS = re.compile(r"[\s、。,.!?！？「」()（）]+")
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in _WORDS.split(_normalise(text).lower()) if w]
+    return [w for w in _WORDS.split(normalise(text).lower()) if w]
 
 
 async def search_faqs(
@@ -569,7 +565,7 @@ async def search_faqs(
         )
         for faq in hits:
             found.setdefault(faq.id, faq)
-    phrase = _normalise(text).lower()
+    phrase = normalise(text).lower()
     if phrase and len(found) < limit:
         rows = await session.execute(
             select(Faq.id, Faq.keywords).where(Faq.active.is_(True)).order_by(Faq.id).limit(2000)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import record
 from app.customers.models import Customer, ShipTo
 from app.dates import JST, add_months, add_years
+from app.inputs import normalise
 from app.masters.models import CancelReason, Carrier, Product, ShippingRate
 from app.orders.lines import INTERVALS, PAYMENT_METHODS
 from app.orders.models import Order
@@ -61,18 +61,14 @@ class SubscriptionConflict(Exception):
     message = "他の担当者がこの定期を変更しました。画面を開き直して確認してください。"
 
 
-def _nfkc(value: str) -> str:
-    return unicodedata.normalize("NFKC", value or "").strip()
-
-
 def _int(value: str) -> int | None:
-    text = _nfkc(value).replace(",", "")
+    text = normalise(value).replace(",", "")
     return int(text) if re.fullmatch(r"\d{1,6}", text) else None
 
 
 def parse_month(value: str) -> dt.date | None:
     """2026/12, 2026-12, 202612 or 2026年12月 → the first day of that month."""
-    text = _nfkc(value)
+    text = normalise(value)
     m = re.fullmatch(r"(\d{4})\s*[/\-.年]\s*(\d{1,2})\s*月?", text) or re.fullmatch(
         r"(\d{4})(\d{2})", text
     )
@@ -131,7 +127,7 @@ def parse_schedule(
             return None
     dom = 0
     if unit == "month":
-        text = _nfkc(day)
+        text = normalise(day)
         parsed = 31 if text in ("末", "末日") else _int(text.removesuffix("日"))
         if parsed is None or not 1 <= parsed <= 31:
             errors["day"] = "配送日は1〜31日（31日は末日）で入力してください。"
@@ -289,9 +285,9 @@ async def plan_new(
     )
     items: list[tuple[Product, int, int]] = []
     typed = [
-        (i, _nfkc(c), q)
+        (i, normalise(c), q)
         for i, (c, q) in enumerate(zip(data.codes, data.quantities, strict=False))
-        if _nfkc(c)
+        if normalise(c)
     ]
     if not typed:
         errors["items"] = "商品を1つ以上入力してください。"
@@ -511,7 +507,7 @@ async def plan_change(
     :class:`SubscriptionInputError` or :class:`SubscriptionConflict`."""
     if data.op not in OPERATIONS:
         raise SubscriptionInputError({"op": "変更の種類を選んでください。"})
-    if _nfkc(data.version) != str(sub.version):
+    if normalise(data.version) != str(sub.version):
         raise SubscriptionConflict()
     if sub.status == "cancelled":
         raise SubscriptionInputError({"op": "解約済みの定期は変更できません。"})
