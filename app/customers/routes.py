@@ -49,7 +49,7 @@ from app.dates import today_jst
 from app.errors import error_response
 from app.inputs import ascii_int, read_form
 from app.monitor.service import age_on
-from app.monitor.web import call_param, customer_missing, render_tab
+from app.monitor.web import call_param, customer_missing, render_tab, unknown_customer
 from app.web import current_staff, db, is_htmx, render, require_staff, templates
 
 PRIMARY = ("登録", "#detail-save")
@@ -249,10 +249,6 @@ async def _detail_tab(
     )
 
 
-def _missing(request: Request) -> Response:
-    return customer_missing(request)
-
-
 # --- 顧客詳細 -------------------------------------------------------------------------------
 
 
@@ -260,7 +256,7 @@ async def monitor(request: Request) -> Response:
     """顧客モニタ, 顧客詳細 tab: the customer's data as an editable form."""
     customer = await load_customer(db(request), customer_id=_cid(request))
     if customer is None:
-        return _missing(request)
+        return customer_missing(request)
     saved = request.query_params.get("saved", "")
     notice = {"1": "保存しました。", "0": "変更はありませんでした。"}.get(saved, "")
     return await _detail_tab(request, customer, notice=notice)
@@ -292,11 +288,11 @@ async def save(request: Request) -> Response:
             today=today_jst(),
         )
     except LookupError:
-        return _missing(request)
+        return customer_missing(request)
     except CustomerInputError as exc:
         customer = await load_customer(session, customer_id=cid)
         if customer is None:
-            return _missing(request)
+            return customer_missing(request)
         return await _detail_tab(
             request,
             customer,
@@ -311,7 +307,7 @@ async def save(request: Request) -> Response:
         await session.rollback()
         customer = await load_customer(session, customer_id=cid)
         if customer is None:
-            return _missing(request)
+            return customer_missing(request)
         theirs = form_from_customer(customer, with_karte=may_karte)
         merged, rows = merge_forms(original=form_from_json(original), mine=form, theirs=theirs)
         return await _detail_tab(
@@ -402,8 +398,8 @@ async def history(request: Request) -> Response:
     first, inside the monitor's 顧客詳細 tab."""
     session = db(request)
     cid = _cid(request)
-    if await session.get(Customer, cid) is None:
-        return _missing(request)
+    if (missing := await unknown_customer(request, cid)) is not None:
+        return missing
     kind = request.query_params.get("kind", "")
     kind = kind if kind in HISTORY_FILTERS else ""
     raw_before = request.query_params.get("before", "")
@@ -450,7 +446,7 @@ async def _ship_tos_response(
         )
     customer = await load_customer(db(request), customer_id=cid)
     if customer is None:
-        return _missing(request)
+        return customer_missing(request)
     return await _detail_tab(request, customer, status_code=status_code, ship_editor=editor)
 
 
@@ -469,16 +465,16 @@ def _editor(
 async def ship_tos(request: Request) -> Response:
     """The 送付先 section (closing an open form)."""
     cid = _cid(request)
-    if await db(request).get(Customer, cid) is None:
-        return _missing(request)
+    if (missing := await unknown_customer(request, cid)) is not None:
+        return missing
     return await _ship_tos_response(request, cid)
 
 
 async def ship_to_new(request: Request) -> Response:
     """The form to add a ship-to."""
     cid = _cid(request)
-    if await db(request).get(Customer, cid) is None:
-        return _missing(request)
+    if (missing := await unknown_customer(request, cid)) is not None:
+        return missing
     return await _ship_tos_response(
         request, cid, editor=_editor(cid, ship_to_id=None, form=ShipToForm())
     )
@@ -491,7 +487,7 @@ async def ship_to_edit(request: Request) -> Response:
     try:
         ship_to = await get_ship_to(db(request), customer_id=cid, ship_to_id=sid)
     except LookupError:
-        return _missing(request)
+        return customer_missing(request)
     return await _ship_tos_response(
         request, cid, editor=_editor(cid, ship_to_id=sid, form=ShipToForm.of(ship_to))
     )
@@ -504,8 +500,8 @@ async def ship_to_save(request: Request) -> Response:
     cid = _cid(request)
     raw_sid = request.path_params.get("ship_to_id")
     sid = int(raw_sid) if raw_sid is not None else None
-    if await session.get(Customer, cid) is None:
-        return _missing(request)
+    if (missing := await unknown_customer(request, cid)) is not None:
+        return missing
     form = _ship_to_form_from_post(await read_form(request))
     try:
         if sid is None:
@@ -517,7 +513,7 @@ async def ship_to_save(request: Request) -> Response:
             )
             notice = "送付先を変更しました。" if changed else "変更はありませんでした。"
     except LookupError:
-        return _missing(request)
+        return customer_missing(request)
     except CustomerInputError as exc:
         editor = _editor(cid, ship_to_id=sid, form=form, errors=exc.errors)
         return await _ship_tos_response(request, cid, editor=editor, status_code=400)
@@ -537,7 +533,7 @@ async def ship_to_active(request: Request) -> Response:
             db(request), customer_id=cid, ship_to_id=sid, active=active, staff_id=staff.id
         )
     except LookupError:
-        return _missing(request)
+        return customer_missing(request)
     if not is_htmx(request):
         return RedirectResponse(f"/customers/{cid}#ship-tos", status_code=303)
     name = ship_to.label or ship_to.name

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.calls.models import Call
+from app.customers.models import Customer
 from app.db import utcnow
 from app.inputs import ascii_int
 from app.monitor.service import (
@@ -96,6 +97,17 @@ async def monitor_frame(request: Request, customer_id: int) -> tuple[Header | No
 def customer_missing(request: Request) -> Response:
     """The monitor of a customer who does not exist: 404 with a way back to search."""
     return render(request, "customer_missing", {}, status_code=404)
+
+
+async def unknown_customer(request: Request, customer_id: int) -> Response | None:
+    """:func:`customer_missing` (404) when there is no customer ``customer_id``, else None::
+
+    if (missing := await unknown_customer(request, cid)) is not None:
+        return missing
+    """
+    if await db(request).get(Customer, customer_id) is None:
+        return customer_missing(request)
+    return None
 
 
 def fkeys_for(primary: tuple[str, str] | None) -> list[tuple[int, str, str]]:

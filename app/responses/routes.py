@@ -13,12 +13,17 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.calls.models import Call
-from app.customers.models import Customer
 from app.dates import today_jst
 from app.events import ResponseSaved, publish
 from app.inputs import ascii_int, read_form
 from app.monitor.service import current_call
-from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab
+from app.monitor.web import (
+    call_param,
+    customer_missing,
+    monitor_frame,
+    render_tab,
+    unknown_customer,
+)
 from app.responses import service
 from app.responses.models import (
     ACTION_KINDS,
@@ -207,10 +212,9 @@ async def responses_tab(request: Request) -> Response:
     """対応履歴: the customer's responses (filtered, paged), open ones to complete, the entry
     form with FAQ search; the filter and the pager swap only the list."""
     cid = _cid(request)
-    session = db(request)
     if _fragment_for(request, "response-history"):
-        if await session.get(Customer, cid) is None:
-            return customer_missing(request)
+        if (missing := await unknown_customer(request, cid)) is not None:
+            return missing
         call = await _call_of(request, cid)
         ctx, bad = await _history_context(request, cid, call, request.query_params)
         return _vary(
@@ -269,8 +273,8 @@ async def response_form(request: Request) -> Response:
     """The entry form: blank, or (``?response=``) loaded with an open response to complete."""
     cid = _cid(request)
     session = db(request)
-    if await session.get(Customer, cid) is None:
-        return customer_missing(request)
+    if (missing := await unknown_customer(request, cid)) is not None:
+        return missing
     call = await _call_of(request, cid)
     if not is_htmx(request):
         return RedirectResponse(_url(f"/customers/{cid}/responses", call), status_code=303)
@@ -304,8 +308,8 @@ async def save(request: Request) -> Response:
     cid = _cid(request)
     session = db(request)
     staff = require_staff(request)
-    if await session.get(Customer, cid) is None:
-        return customer_missing(request)
+    if (missing := await unknown_customer(request, cid)) is not None:
+        return missing
     call = await _call_of(request, cid)
     form = await read_form(request)
     typed = _typed(form)
@@ -422,10 +426,9 @@ async def actions_tab(request: Request) -> Response:
     """AC履歴: the customer's actions newest first (filtered, paged) with the sales that
     followed each DM / カタログ / 電話 / メール; the filter and pager swap only the list."""
     cid = _cid(request)
-    session = db(request)
     if _fragment_for(request, "action-history"):
-        if await session.get(Customer, cid) is None:
-            return customer_missing(request)
+        if (missing := await unknown_customer(request, cid)) is not None:
+            return missing
         call = await _call_of(request, cid)
         ctx, bad = await _action_context(request, cid, call, request.query_params)
         return _vary(
