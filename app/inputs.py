@@ -48,6 +48,7 @@ __all__ = [
     "ascii_int",
     "check_text",
     "form_scope",
+    "form_text",
     "normalise",
     "read_form",
 ]
@@ -296,6 +297,13 @@ async def read_form(request: Request) -> FormData:
     # No body was checked (not a body method, or the guard is not installed): nothing to parse
     # beyond what Starlette would.
     return await request.form()
+
+
+def form_text(form: FormData, name: str) -> str:
+    """The text of form field ``name`` as posted (not normalised); ``""`` when it is absent or
+    an uploaded file."""
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
 
 
 @contextlib.asynccontextmanager

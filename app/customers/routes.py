@@ -47,7 +47,7 @@ from app.customers.shiptos import (
 )
 from app.dates import today_jst
 from app.errors import error_response
-from app.inputs import ascii_int, read_form
+from app.inputs import ascii_int, form_text, read_form
 from app.monitor.service import age_on
 from app.monitor.web import call_param, customer_missing, render_tab, unknown_customer
 from app.web import current_staff, db, is_htmx, render, require_staff, templates
@@ -110,10 +110,6 @@ def _birth_hint(text: str) -> str:
 
 
 def _form_from_post(data: FormData, *, with_karte: bool) -> DetailForm:
-    def one(key: str) -> str:
-        value = data.get(key, "")
-        return value if isinstance(value, str) else ""
-
     def many(key: str) -> list[str]:
         return [v for v in data.getlist(key) if isinstance(v, str)]
 
@@ -125,41 +121,37 @@ def _form_from_post(data: FormData, *, with_karte: bool) -> DetailForm:
     ]
     return DetailForm(
         phones=phones,
-        name=one("name"),
-        kana=one("kana"),
-        postcode=one("postcode"),
-        prefecture=one("prefecture"),
-        city=one("city"),
-        street=one("street"),
-        building=one("building"),
-        company1=one("company1"),
-        company2=one("company2"),
-        birth_date=one("birth_date"),
-        gender=one("gender"),
-        dm_required=bool(one("dm_required")),
+        name=form_text(data, "name"),
+        kana=form_text(data, "kana"),
+        postcode=form_text(data, "postcode"),
+        prefecture=form_text(data, "prefecture"),
+        city=form_text(data, "city"),
+        street=form_text(data, "street"),
+        building=form_text(data, "building"),
+        company1=form_text(data, "company1"),
+        company2=form_text(data, "company2"),
+        birth_date=form_text(data, "birth_date"),
+        gender=form_text(data, "gender"),
+        dm_required=bool(form_text(data, "dm_required")),
         emails=many("email"),
         flags=many("flag"),
-        alert=one("alert"),
-        karte=one("karte") if with_karte and "karte" in data else None,
-        memo=one("memo"),
+        alert=form_text(data, "alert"),
+        karte=form_text(data, "karte") if with_karte and "karte" in data else None,
+        memo=form_text(data, "memo"),
     )
 
 
 def _ship_to_form_from_post(data: FormData) -> ShipToForm:
-    def one(key: str) -> str:
-        value = data.get(key, "")
-        return value if isinstance(value, str) else ""
-
     return ShipToForm(
-        label=one("label"),
-        name=one("name"),
-        kana=one("kana"),
-        postcode=one("postcode"),
-        prefecture=one("prefecture"),
-        city=one("city"),
-        street=one("street"),
-        building=one("building"),
-        phone=one("phone"),
+        label=form_text(data, "label"),
+        name=form_text(data, "name"),
+        kana=form_text(data, "kana"),
+        postcode=form_text(data, "postcode"),
+        prefecture=form_text(data, "prefecture"),
+        city=form_text(data, "city"),
+        street=form_text(data, "street"),
+        building=form_text(data, "building"),
+        phone=form_text(data, "phone"),
     )
 
 

@@ -24,7 +24,7 @@ from app.config import OrdersConfig
 from app.customers.models import Customer
 from app.errors import error_response
 from app.events import OrderPlaced, publish
-from app.inputs import ascii_int, read_form
+from app.inputs import ascii_int, form_text, read_form
 from app.masters.models import Carrier
 from app.monitor.service import current_call
 from app.monitor.web import call_param, customer_missing, monitor_frame, render_tab, tab_url
@@ -99,10 +99,6 @@ def _int(raw: str | None) -> int | None:
 def parse_form(form: FormData) -> DraftInput:
     """The order form as typed; ``remove`` drops that line."""
 
-    def text(name: str) -> str:
-        value = form.get(name)
-        return value if isinstance(value, str) else ""
-
     def texts(name: str) -> list[str]:
         return [v if isinstance(v, str) else "" for v in form.getlist(name)]
 
@@ -112,13 +108,13 @@ def parse_form(form: FormData) -> DraftInput:
             texts("code"), texts("qty"), texts("price"), texts("base"), fillvalue=""
         )
     ]
-    remove = _int(text("remove"))
+    remove = _int(form_text(form, "remove"))
     if remove is not None and remove < len(lines):
         del lines[remove]
     data = DraftInput(lines=lines)
     for name in SCALAR_FIELDS:
         if name in form:
-            setattr(data, name, text(name))
+            setattr(data, name, form_text(form, name))
     return data
 
 
