@@ -20,11 +20,12 @@ from app.board.notify import BOARD_TOPIC, RESPONSES_TOPIC
 from app.board.service import board, render_board
 from app.board.today_pdf import today_pdf
 from app.config import Settings
+from app.dates import parse_date
 from app.db import transaction
 from app.hub import Hub
 from app.inputs import ascii_int
 from app.responses.models import RESPONSE_CATEGORIES
-from app.responses.service import day_responses, parse_date
+from app.responses.service import day_responses
 from app.security import requires_role
 from app.web import JST, current_staff, db, render
 

@@ -15,11 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import dates
 from app.audit.service import record
 from app.calls.models import Call
 from app.csvsafe import safe_cell
-from app.dates import today_jst
+from app.dates import parse_date, today_jst
 from app.inputs import ascii_int
 from app.monitor.web import customer_missing, monitor_frame, render_tab
 from app.orders.history import (
@@ -51,14 +50,6 @@ def with_call(url: str, call: Call | None) -> str:
     if call is None:
         return url
     return f"{url}{'&' if '?' in url else '?'}call={call.id}"
-
-
-def parse_date(raw: str) -> dt.date | None:
-    """2025-04-01, 2025/4/1, 2025年4月1日 or 20250401 (full-width digits too); None if blank.
-
-    Raises ValueError for anything else (see :func:`app.dates.parse_date`).
-    """
-    return dates.parse_date(raw)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.customers.models import Customer
-from app.dates import JST
+from app.dates import JST, parse_date
 from app.inputs import ascii_int, normalise
 from app.orders.models import Order, OrderLine
 from app.outbound.models import ACTION_GROUPS, LastAction
@@ -81,8 +81,6 @@ class DormantForm:
 
 def parse_form(params: Mapping[str, str], *, today: dt.date) -> DormantForm:
     """The query string of the list (or the CSV, or a new work list) checked field by field."""
-    from app.responses.service import parse_date
-
     values = {
         k: str(params.get(k, "")).strip()
         for k in ("start", "group", "days", "rank", "prefecture", "product", "dm", "sort")

@@ -54,13 +54,6 @@ class ResponseInputError(ValueError):
 _TIME = re.compile(r"^(\d{1,2})\s*[:時]\s*(\d{1,2})\s*分?(?:\s*:\s*(\d{1,2}))?$")
 
 
-def parse_date(text: str) -> dt.date | None:
-    """A date typed as ``2015/01/01``, ``2015-1-1``, ``2015年1月1日`` or ``20150101``
-    (full-width digits too); None when empty. Raises ValueError when it is no date (or an absurd
-    one, see :func:`app.dates.parse_date`)."""
-    return dates.parse_date(text)
-
-
 def parse_datetime(text: str) -> dt.datetime | None:
     """A JST date and time typed as ``2015/01/01 10:30`` (or ``2015-01-01T10:30``; a date
     alone is midnight), returned in UTC; None when empty. Raises ValueError otherwise."""
@@ -68,7 +61,7 @@ def parse_datetime(text: str) -> dt.datetime | None:
     if not value:
         return None
     date_part, _, time_part = value.replace("T", " ").partition(" ")
-    day = parse_date(date_part)
+    day = dates.parse_date(date_part)
     assert day is not None
     clock = dt.time()
     if time_part.strip():
@@ -124,7 +117,7 @@ def parse_range(
     days: list[dt.date | None] = []
     for key, text in (("from", start or ""), ("to", end or "")):
         try:
-            days.append(parse_date(text))
+            days.append(dates.parse_date(text))
         except ValueError:
             errors[key] = "日付は 2015/01/01 の形式で入力してください。"
             days.append(None)

@@ -15,10 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.audit.service import record
+from app.dates import parse_date
 from app.db import transaction
 from app.inputs import read_form
 from app.monitor.web import customer_missing, monitor_frame, render_tab
-from app.orders.history_routes import page_param, parse_date, with_call
+from app.orders.history_routes import page_param, with_call
 from app.runs.service import JobError, create_run
 from app.security import requires_role
 from app.subscriptions.changes import (

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from app import dates
 from app.calls.models import Call
 from app.db import make_engine, make_sessionmaker, transaction
 from app.orders.models import Order
@@ -165,12 +166,12 @@ def test_list_is_newest_first_filtered_and_paged(
 
 
 def test_dates_typed_by_operators() -> None:
-    assert service.parse_date("2015/01/01") == dt.date(2015, 1, 1)
-    assert service.parse_date("2015-1-2") == dt.date(2015, 1, 2)
-    assert service.parse_date("２０１５／０１／０３") == dt.date(2015, 1, 3)
-    assert service.parse_date("2015年1月4日") == dt.date(2015, 1, 4)
-    assert service.parse_date("20150105") == dt.date(2015, 1, 5)
-    assert service.parse_date(" ") is None
+    assert dates.parse_date("2015/01/01") == dt.date(2015, 1, 1)
+    assert dates.parse_date("2015-1-2") == dt.date(2015, 1, 2)
+    assert dates.parse_date("２０１５／０１／０３") == dt.date(2015, 1, 3)
+    assert dates.parse_date("2015年1月4日") == dt.date(2015, 1, 4)
+    assert dates.parse_date("20150105") == dt.date(2015, 1, 5)
+    assert dates.parse_date(" ") is None
     at = service.parse_datetime("2015/01/01 09:30")
     assert at == dt.datetime(2015, 1, 1, 0, 30, tzinfo=dt.UTC)
     for bad in ("2015/02/30", "1/1", "2015/01/01 25:00", "昨日"):
