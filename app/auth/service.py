@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import record
 from app.auth.models import Role, Staff
 from app.db import utcnow
+from app.inputs import normalise
 
 _hasher = PasswordHasher()
 # Verified against when the log-in is unknown, so both paths cost the same.
@@ -144,7 +144,7 @@ UNUSABLE_PASSWORD = "!"
 
 def extension_list(value: str) -> list[str]:
     """The extensions of a 使える内線 field: comma (or 、 or space) separated."""
-    text = unicodedata.normalize("NFKC", value or "")
+    text = normalise(value)
     return [p for p in re.split(r"[,\s、]+", text) if p]
 
 

