@@ -343,6 +343,12 @@ def test_a_real_arq_worker_runs_the_daily_cron_job_and_queued_runs(
                     break
                 await asyncio.sleep(0.1)
             assert _runs(database_url)[-1].status == "failed"
+            # The run is recorded before arq has finished the job in Redis: closing the worker
+            # now would cancel that last step (a CancelledError out of close()).
+            for _ in range(100):
+                if all(t.done() for t in worker.tasks.values()):
+                    break
+                await asyncio.sleep(0.05)
         finally:
             if pool is not None:
                 await pool.aclose()
