@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.sessions import CLOSE_AFTER_COMMIT, close_sockets_after_commit
-from app.dates import JST
+from app.dates import JST as JST  # re-exported: route modules import it from here
 from app.events import dispatch_committed
 from app.menu import menu_for
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = ROOT / "templates"
-STATIC_DIR = ROOT / "static"
-
-
-def _jst(value: dt.datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
-    if value is None:
-        return ""
-    return value.astimezone(JST).strftime(fmt)
-
-
-def _yen(value: int | None) -> str:
-    return "" if value is None else f"{value:,}"
+# Re-exported: route modules, app.main and app.errors take these from app.web.
+from app.templating import ROOT as ROOT
+from app.templating import STATIC_DIR as STATIC_DIR
+from app.templating import TEMPLATES_DIR as TEMPLATES_DIR
+from app.templating import templates as templates
 
 
 def csrf_token(conn: HTTPConnection) -> str:
@@ -52,14 +41,10 @@ def _base_context(request: Request) -> dict[str, Any]:
     }
 
 
-def make_templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_base_context])
-    templates.env.filters["jst"] = _jst
-    templates.env.filters["yen"] = _yen
-    return templates
-
-
-templates = make_templates()
+# The pages' context (who is logged in, the CSRF token, the menu) is web-only, so the shared
+# environment of app.templating gets it here, once, when the web layer is imported.
+if _base_context not in templates.context_processors:
+    templates.context_processors.append(_base_context)
 
 
 def is_htmx(request: Request) -> bool:

@@ -14,11 +14,12 @@ from app.calls.models import Call, Presence
 from app.calls.service import caller_label
 from app.config import Settings
 from app.customers.models import Customer
+from app.dates import JST
 from app.db import utcnow
 from app.orders.models import VOID_STATUSES, Order
 from app.outbound.service import DueCallback, overdue_callbacks
 from app.responses.models import Action, Response
-from app.web import JST, templates
+from app.templating import templates
 
 OPERATOR_STATES = {
     "available": "待機",

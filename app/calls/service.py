@@ -33,7 +33,7 @@ from app.customers.service import (
 )
 from app.db import utcnow
 from app.responses.models import Action, Response
-from app.web import templates
+from app.templating import templates
 from cti_bridge.events import (
     ANSWERED_ELSEWHERE,
     WITHHELD_LABELS,
