@@ -25,7 +25,6 @@ from app.calls.service import pops_for
 from app.config import Settings, load_settings
 from app.cti_runtime import CtiRuntime
 from app.cti_runtime import routes as cti_routes
-from app.customers import merge_routes
 from app.customers import routes as customers_routes
 from app.db import make_engine, make_sessionmaker, transaction
 from app.errors import exception_handlers, install_log_filter
@@ -35,6 +34,7 @@ from app.home import routes as home_routes
 from app.hub import Hub, RedisHub
 from app.inputs import InputGuardMiddleware
 from app.masters import routes as masters_routes
+from app.merge import routes as merge_routes
 from app.orders import history_routes
 from app.orders import routes as orders_routes
 from app.outbound import routes as outbound_routes

@@ -28,6 +28,25 @@ ACTION_LABELS: dict[str, str] = {
     "ship_to_retire": "送付先の使用停止",
     "ship_to_restore": "送付先の使用再開",
 }
+# The keys of a merge's audit entries (app.merge.service writes them; the table names are the
+# rows it moves to the survivor).
+MERGE_LABELS: dict[str, str] = {
+    "source_id": "統合元",
+    "target_id": "統合先",
+    "phones": "電話番号",
+    "emails": "メールアドレス",
+    "ship_tos": "送付先",
+    "orders": "受注",
+    "responses": "対応履歴",
+    "actions": "AC履歴",
+    "subscriptions": "定期",
+    "calls": "着信・発信",
+    "merged_customers": "統合済みの顧客",
+    "duplicate_phones": "重複のため移さなかった電話番号",
+    "duplicate_emails": "重複のため移さなかったメールアドレス",
+    "filled": "空欄を補完した項目",
+    "appended": "追記した項目",
+}
 _EXTRA_LABELS = {"phone": "電話番号", "source_id": "統合元", "target_id": "統合先"}
 HIDDEN_KARTE = "（変更あり・カルテの閲覧権限がありません）"
 
@@ -74,12 +93,9 @@ def _fmt(key: str, value: Any) -> str:
 
 
 def _merge_labels() -> dict[str, str]:
-    """How the merge feature names the keys of its audit entries."""
-    try:
-        from app.customers.merge import CHANGE_LABELS
-    except ImportError:  # the merge feature is not there
-        return {}
-    return dict(CHANGE_LABELS)
+    """How the keys of a merge's audit entries are named (the merge feature, app.merge, sits
+    above customers and writes its entries with these keys)."""
+    return dict(MERGE_LABELS)
 
 
 def _lines(action: str, changes: dict[str, Any], *, may_read_karte: bool) -> list[ChangeLine]:

@@ -28,7 +28,6 @@ from app.customers.duplicates import (
     find_candidates,
 )
 from app.customers.history import customer_history
-from app.customers.merge import merge_customers, plan_merge
 from app.customers.models import Customer, CustomerEmail, CustomerPhone, ShipTo
 from app.customers.service import (
     CustomerInputError,
@@ -37,6 +36,7 @@ from app.customers.service import (
     search_customers,
 )
 from app.db import make_engine, make_sessionmaker, transaction
+from app.merge.service import merge_customers, plan_merge
 from app.orders.models import Order
 from app.responses.models import Action
 from app.responses.models import Response as Resp

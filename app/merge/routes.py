@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute, Route
 
 from app.customers.duplicates import MODES, Candidate, DuplicatesFound, duplicate_groups
 from app.customers.keys import kana_key, name_key
-from app.customers.merge import MOVED, MergePlan, merge_customers, plan_merge
 from app.customers.models import Customer
 from app.customers.postcodes import PREFECTURES
 from app.customers.service import (
@@ -28,6 +27,7 @@ from app.customers.service import (
     register_customer,
 )
 from app.inputs import ascii_int, normalise, read_form
+from app.merge.service import MOVED, MergePlan, merge_customers, plan_merge
 from app.security import requires_role
 from app.web import db, render, require_staff
 from cti_bridge.numbers import normalise_stored

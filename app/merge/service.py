@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
 from app.calls.models import Call
+from app.customers.history import MERGE_LABELS
 from app.customers.keys import kana_key
 from app.customers.models import Customer, CustomerEmail, CustomerPhone, ShipTo
 from app.customers.service import CustomerInputError
@@ -27,13 +28,16 @@ from app.responses.models import Response as Resp
 from app.subscriptions.models import Subscription
 
 # Tables whose rows belong to a customer and move to the survivor as they are.
-MOVED: tuple[tuple[str, Any, str], ...] = (
-    ("ship_tos", ShipTo, "送付先"),
-    ("orders", Order, "受注"),
-    ("responses", Resp, "対応履歴"),
-    ("actions", Action, "AC履歴"),
-    ("subscriptions", Subscription, "定期"),
-    ("calls", Call, "着信・発信"),
+MOVED: tuple[tuple[str, Any, str], ...] = tuple(
+    (key, model, MERGE_LABELS[key])
+    for key, model in (
+        ("ship_tos", ShipTo),
+        ("orders", Order),
+        ("responses", Resp),
+        ("actions", Action),
+        ("subscriptions", Subscription),
+        ("calls", Call),
+    )
 )
 # Fields filled on the survivor when empty there (the address as one block).
 ADDRESS = ("postcode", "prefecture", "city", "street", "building")
@@ -59,18 +63,8 @@ FIELD_LABELS = {
 
 
 # Japanese names of the keys of a merge's audit entry (``MergePlan.changes``).
-CHANGE_LABELS = {
-    "source_id": "統合元",
-    "target_id": "統合先",
-    "phones": "電話番号",
-    "emails": "メールアドレス",
-    **{key: label for key, _model, label in MOVED},
-    "merged_customers": "統合済みの顧客",
-    "duplicate_phones": "重複のため移さなかった電話番号",
-    "duplicate_emails": "重複のため移さなかったメールアドレス",
-    "filled": "空欄を補完した項目",
-    "appended": "追記した項目",
-}
+# How the keys of the audit entry are named (kept in app.customers.history, which shows them).
+CHANGE_LABELS = MERGE_LABELS
 
 
 @dataclass
