@@ -120,8 +120,13 @@ def pop_key(source: str, source_call_id: str) -> str:
     return hashlib.blake2b(f"{source}\x1f{source_call_id}".encode(), digest_size=8).hexdigest()
 
 
+def closing_fragment(source: str, call_id: str) -> str:
+    """The fragment that takes a call's pop off every screen it reaches."""
+    return f'<div id="pop-{pop_key(source, call_id)}" hx-swap-oob="delete"></div>'
+
+
 def close_pop(call: Call) -> str:
-    return f'<div id="pop-{pop_key(call.source, call.source_call_id)}" hx-swap-oob="delete"></div>'
+    return closing_fragment(call.source, call.source_call_id)
 
 
 _CALL_COLUMNS = (
@@ -262,9 +267,8 @@ async def on_ringing(
                 return []
             # The early pop went out for a call already taken or over: close it again (but
             # not on the screen of the operator who owns the call).
-            key = pop_key(event.source, event.call_id)
             stale = [t for t in targets if existing is None or t != existing.staff_id]
-            closing = f'<div id="pop-{key}" hx-swap-oob="delete"></div>'
+            closing = closing_fragment(event.source, event.call_id)
             return [Delivery(stale, closing)] if stale else []
         call = existing
         fresh = [t for t in targets if t not in call.targets]
@@ -386,8 +390,7 @@ async def on_ended(session: AsyncSession, *, event: CallEnded) -> list[Delivery]
         if missed is not None:
             if not missed.targets:
                 return []
-            closing = f'<div id="pop-{pop_key(event.source, event.call_id)}" hx-swap-oob="delete">'
-            return [Delivery(missed.targets, closing + "</div>")]
+            return [Delivery(missed.targets, closing_fragment(event.source, event.call_id))]
     call = await _find(session, event)
     if call is None or call.state in ("ended", "missed"):
         return []
